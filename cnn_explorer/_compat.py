@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["ensure_torchvision_importable"]
+__all__ = ["declared_ops", "ensure_torchvision_importable"]
 
 # The operators torchvision touches at import time even when its extension did not load, with the schemas its
 # C++ code declares (torchvision/csrc/ops/nms.cpp).
@@ -28,6 +28,7 @@ _IMPORT_TIME_OPS = {
 }
 
 _declared_library: torch.library.Library | None = None  # kept alive: dropping it would undefine the schemas
+_declared: list[str] = []
 
 
 def _op_exists(name: str) -> bool:
@@ -69,7 +70,13 @@ def ensure_torchvision_importable() -> list[str]:
     if not missing:
         return []
     if _declared_library is None:
-        _declared_library = torch.library.Library("torchvision", "FRAGMENT")  # noqa: TOR901 - schema-only fragment
+        _declared_library = torch.library.Library("torchvision", "FRAGMENT")
     for name in missing:
         _declared_library.define(_IMPORT_TIME_OPS[name])
+    _declared.extend(missing)
     return missing
+
+
+def declared_ops() -> tuple[str, ...]:
+    """Every operator the guard has declared in this process (empty on a normal install)."""
+    return tuple(_declared)

@@ -1,0 +1,13 @@
+"""CNN Explorer: ``streamlit run app.py``. Page config, the shared sidebar, and navigation over pages/."""
+
+import streamlit as st
+
+from cnn_explorer import ui
+
+st.set_page_config(page_title="CNN Explorer", page_icon="🧠", layout="wide")
+
+navigation = st.navigation(
+    [st.Page("pages/home.py", title="Predict", icon=":material/image_search:", default=True)],
+)
+ui.sidebar()
+navigation.run()

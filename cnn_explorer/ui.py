@@ -1,0 +1,157 @@
+"""The only library module that imports streamlit: cached loaders and the shared sidebar.
+
+Pages call :func:`selection` for the model and image chosen in the sidebar and never load either themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+from PIL import Image
+
+from cnn_explorer.images import SAMPLES, ImageError, image_digest, load_image, sample_bytes
+from cnn_explorer.zoo import LoadedModel, ModelUnavailable, Prediction, available_models, load_model, model_entry
+from cnn_explorer.zoo import predict as _predict
+
+__all__ = ["Selection", "cached_input", "cached_prediction", "require_selection", "selection", "sidebar"]
+
+DEFAULT_MODEL = "tinyvgg-shapes"
+_SOURCES = ("Sample", "Upload", "Camera")
+_ACCEPTED = "PNG, JPEG, WebP, BMP, GIF or TIFF"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What the sidebar chose.
+
+    Attributes:
+        model: The loaded model, or None when it could not be loaded (``model_note`` says why).
+        image: The decoded RGB image, or None (``image_note`` says why).
+        image_digest: SHA-256 of the image bytes: the cache key of everything computed from it.
+        image_label: Where the image came from, for captions.
+    """
+
+    model: LoadedModel | None
+    model_note: str | None
+    image: Image.Image | None
+    image_note: str | None
+    image_digest: str | None
+    image_label: str
+
+
+@st.cache_resource(max_entries=6, show_spinner=False)
+def cached_model(name: str) -> LoadedModel:
+    """One LoadedModel per name, shared by every session (computations hold ``model.lock``)."""
+    progress = st.progress(0.0, text=f"Downloading the weights of {name} …")
+
+    def report(done: int, total: int | None) -> None:
+        fraction = done / total if total else 0.0
+        progress.progress(min(fraction, 1.0), text=f"Downloading {name}: {done / 1e6:.1f} MB")
+
+    try:
+        return load_model(name, progress=report)
+    finally:
+        progress.empty()
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _decoded(digest: str, _data: bytes) -> Image.Image:
+    return load_image(_data)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def cached_input(model_name: str, digest: str, _model: LoadedModel, _image: Image.Image):
+    """The preprocessed input ``[1, C, H, W]`` for (model, image), computed once."""
+    return _model.preprocess(_image)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def cached_prediction(model_name: str, digest: str, _model: LoadedModel, _image: Image.Image) -> Prediction:
+    """Class probabilities for (model, image), computed once."""
+    return _predict(_model, cached_input(model_name, digest, _model, _image), k=len(_model.class_names))
+
+
+def sidebar() -> Selection:
+    """Draw the shared sidebar (model and image pickers) and remember the selection for the pages."""
+    with st.sidebar:
+        st.markdown("### Model")
+        names = available_models()
+        name = st.selectbox(
+            "Model",
+            names,
+            index=names.index(DEFAULT_MODEL) if DEFAULT_MODEL in names else 0,
+            format_func=_model_label,
+            key="model_name",
+            label_visibility="collapsed",
+        )
+        model, model_note = _load(name)
+        if model is not None:
+            st.caption(model.summary)
+        st.markdown("### Image")
+        source = st.segmented_control("Source", _SOURCES, default="Sample", key="image_source") or "Sample"
+        data, label = _image_bytes(source, name)
+        image, image_note, digest = None, None, None
+        if data is not None:
+            digest = image_digest(data)
+            try:
+                image = _decoded(digest, data)
+            except ImageError as err:
+                image_note = str(err)
+                st.error(image_note)
+    chosen = Selection(model, model_note, image, image_note, digest, label)
+    st.session_state["selection"] = chosen
+    return chosen
+
+
+def selection() -> Selection:
+    """The sidebar's current choice (the sidebar runs before every page)."""
+    return st.session_state["selection"]
+
+
+def require_selection() -> tuple[LoadedModel, Image.Image, str]:
+    """The model, image and image digest, or stop the page with a message that says what to do."""
+    chosen = selection()
+    if chosen.model is None:
+        st.info(chosen.model_note or "Choose a model in the sidebar.")
+        st.stop()
+    if chosen.image is None:
+        if chosen.image_note:
+            st.error(chosen.image_note)
+        else:
+            st.info(f"Choose a sample, upload an image ({_ACCEPTED}) or take a photo in the sidebar.")
+        st.stop()
+    return chosen.model, chosen.image, chosen.image_digest
+
+
+def _model_label(name: str) -> str:
+    entry = model_entry(name)
+    note = "" if entry.is_ready() else " · needs download"
+    return f"{name} ({entry.family}{note})"
+
+
+def _load(name: str) -> tuple[LoadedModel | None, str | None]:
+    try:
+        return cached_model(name), None
+    except ModelUnavailable as err:
+        note = f"**{name} is not available here.** {err}"
+        st.warning(note)
+        return None, note
+
+
+def _image_bytes(source: str, model_name: str) -> tuple[bytes | None, str]:
+    if source == "Upload":
+        upload = st.file_uploader(
+            "Upload an image", key="upload", help=f"{_ACCEPTED}. The real format is checked, not the file name."
+        )
+        return (upload.getvalue(), upload.name) if upload is not None else (None, "")
+    if source == "Camera":
+        photo = st.camera_input("Take a photo", key="camera")
+        return (photo.getvalue(), "camera photo") if photo is not None else (None, "")
+    keys = [key for key, sample in SAMPLES.items() if not sample.models or model_name in sample.models]
+    suited = [key for key in keys if model_name in SAMPLES[key].models]
+    if st.session_state.get("sample") not in keys:
+        st.session_state["sample"] = (suited or keys)[0]
+    key = st.selectbox("Sample", keys, format_func=lambda k: SAMPLES[k].title, key="sample")
+    st.caption(f"{SAMPLES[key].source} · {SAMPLES[key].licence}")
+    return sample_bytes(key), SAMPLES[key].title

@@ -1,0 +1,304 @@
+"""The model registry: built-in models shipped in ``assets/models``, torchvision ImageNet models, trained runs.
+
+Every model loads into a :class:`LoadedModel`: an ``nn.Module`` in eval mode with its class names, input size,
+preprocessing and a lock that every hook-registering computation holds (one loaded model is shared by every
+browser session).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+import torchvision.models
+from torch import Tensor, nn
+
+from cnn_explorer.architectures import ARCHITECTURES
+from cnn_explorer.preprocess import Preprocess
+
+__all__ = [
+    "ASSETS_MODELS",
+    "IMAGENET_MODELS",
+    "LoadedModel",
+    "ModelEntry",
+    "ModelUnavailable",
+    "Prediction",
+    "available_models",
+    "load_model",
+    "model_entry",
+    "predict",
+]
+
+ASSETS_MODELS = Path(__file__).resolve().parent.parent / "assets" / "models"
+IMAGENET_MODELS = ("alexnet", "vgg16", "resnet18", "mobilenet_v3_small")
+_DOWNLOAD_TIMEOUT_S = 10
+# torch.hub's convention: a checkpoint file name ends with the first digits of its SHA-256.
+_HASH_IN_NAME = re.compile(r"-([a-f0-9]*)\.")
+
+ProgressFn = Callable[[int, int | None], None]  # (bytes done, bytes total or None)
+
+
+class ModelUnavailable(RuntimeError):
+    """A model cannot be loaded here (weights not cached and no download possible, or a damaged file)."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready for inference and inspection.
+
+    Attributes:
+        name: Registry name (``"tinyvgg-shapes"``).
+        module: The network, in eval mode, parameters on the CPU.
+        input_size: ``(C, H, W)`` of one preprocessed image.
+        class_names: One readable name per output.
+        preprocess: PIL image → ``[1, C, H, W]`` input tensor (see :class:`Preprocess`).
+        summary: One line: architecture, size, data, accuracy.
+        card: The model card in Markdown.
+        lock: Held by every computation that registers hooks or changes module state.
+    """
+
+    name: str
+    module: nn.Module
+    input_size: tuple[int, int, int]
+    class_names: tuple[str, ...]
+    preprocess: Preprocess
+    summary: str
+    card: str
+    lock: threading.RLock = field(default_factory=threading.RLock, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One registry entry: what a model is and how to load it.
+
+    Attributes:
+        name: Registry name.
+        family: ``"built-in"``, ``"ImageNet"`` or ``"trained run"``.
+        summary: One line for pickers.
+        is_ready: True when loading needs no download.
+        load: Builds the :class:`LoadedModel`; takes an optional download progress callback.
+    """
+
+    name: str
+    family: str
+    summary: str
+    is_ready: Callable[[], bool]
+    load: Callable[[ProgressFn | None], LoadedModel]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Class probabilities for one input.
+
+    Attributes:
+        probabilities: Softmax of the logits, ``[num_classes]``.
+        logits: The raw outputs, ``[num_classes]``.
+        top: ``(class index, class name, probability)`` best first.
+    """
+
+    probabilities: Tensor
+    logits: Tensor
+    top: list[tuple[int, str, float]]
+
+
+def available_models() -> list[str]:
+    """Every model name the app can offer, built-in first (ImageNet ones even when they still need a download)."""
+    return list(_registry())
+
+
+def model_entry(name: str) -> ModelEntry:
+    """The registry entry of ``name``; ``KeyError`` naming the known models otherwise."""
+    registry = _registry()
+    if name not in registry:
+        raise KeyError(f"Unknown model {name!r}. Known models: {', '.join(registry)}.")
+    return registry[name]
+
+
+def load_model(name: str, progress: ProgressFn | None = None) -> LoadedModel:
+    """Load a model by registry name.
+
+    Args:
+        name: One of :func:`available_models`.
+        progress: Called with (bytes done, total) while ImageNet weights download.
+
+    Raises:
+        KeyError: Unknown name.
+        ModelUnavailable: Weights neither cached nor downloadable, or damaged.
+    """
+    return model_entry(name).load(progress)
+
+
+@torch.no_grad()
+def predict(model: LoadedModel, x: Tensor, k: int = 5) -> Prediction:
+    """Run the model on one preprocessed input ``[1, C, H, W]`` and rank the classes."""
+    logits = model.module(x)[0]
+    probabilities = torch.softmax(logits, dim=0)
+    values, indices = probabilities.topk(min(k, probabilities.numel()))
+    top = [(int(i), model.class_names[int(i)], float(v)) for v, i in zip(values, indices, strict=True)]
+    return Prediction(probabilities=probabilities, logits=logits, top=top)
+
+
+# ── the registry ────────────────────────────────────────────────────────────────────────────────────────────────
+
+
+def _registry() -> dict[str, ModelEntry]:
+    return {**_builtin_entries(), **_imagenet_entries()}
+
+
+@cache
+def _builtin_entries() -> dict[str, ModelEntry]:
+    entries = {}
+    for meta_path in sorted(ASSETS_MODELS.glob("*.json")):
+        meta = json.loads(meta_path.read_text())
+        entries[meta["name"]] = ModelEntry(
+            name=meta["name"],
+            family="built-in",
+            summary=meta["summary"],
+            is_ready=lambda meta_path=meta_path: meta_path.with_suffix(".pt").exists(),
+            load=lambda progress, meta_path=meta_path: _load_builtin(meta_path),
+        )
+    return entries
+
+
+def _load_builtin(meta_path: Path) -> LoadedModel:
+    meta = json.loads(meta_path.read_text())
+    module = ARCHITECTURES[meta["architecture"]](**meta["architecture_args"])
+    weights_path = meta_path.with_suffix(".pt")
+    try:
+        module.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
+    except (OSError, RuntimeError, ValueError) as err:
+        raise ModelUnavailable(
+            f"The weights of {meta['name']} at {weights_path} are missing or damaged ({err}). "
+            "Restore them with `git checkout assets/models` or retrain with `make train-defaults`."
+        ) from err
+    preprocess = Preprocess.from_dict(meta["preprocess"])
+    card_path = meta_path.with_suffix(".md")
+    return LoadedModel(
+        name=meta["name"],
+        module=module.eval(),
+        input_size=(preprocess.channels, preprocess.crop, preprocess.crop),
+        class_names=tuple(meta["class_names"]),
+        preprocess=preprocess,
+        summary=meta["summary"],
+        card=card_path.read_text() if card_path.exists() else meta["summary"],
+    )
+
+
+@cache
+def _imagenet_entries() -> dict[str, ModelEntry]:
+    entries = {}
+    for name in IMAGENET_MODELS:
+        weights = torchvision.models.get_model_weights(name).DEFAULT
+        entries[name] = ModelEntry(
+            name=name,
+            family="ImageNet",
+            summary=_imagenet_summary(name, weights),
+            is_ready=lambda weights=weights: _checkpoint_path(weights).exists(),
+            load=lambda progress, name=name, weights=weights: _load_imagenet(name, weights, progress),
+        )
+    return entries
+
+
+def _imagenet_summary(name: str, weights: torchvision.models.WeightsEnum) -> str:
+    metrics = weights.meta["_metrics"]["ImageNet-1K"]
+    return (
+        f"{name} · torchvision {weights} · {weights.meta['num_params'] / 1e6:.1f} M parameters · "
+        f"1000 ImageNet classes · top-1 {metrics['acc@1']:.1f} %"
+    )
+
+
+def _load_imagenet(name: str, weights: torchvision.models.WeightsEnum, progress: ProgressFn | None) -> LoadedModel:
+    path = _checkpoint_path(weights)
+    if not path.exists():
+        _download(weights.url, path, progress)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        module = torchvision.models.get_model(name, weights=None)
+        module.load_state_dict(state)
+    except (OSError, RuntimeError, ValueError, KeyError) as err:
+        raise ModelUnavailable(
+            f"The cached weights for {name} at {path} are damaged ({err}). Delete the file and load the model "
+            "again to download a fresh copy."
+        ) from err
+    transforms = weights.transforms()
+    preprocess = Preprocess(
+        resize=transforms.resize_size[0],
+        crop=transforms.crop_size[0],
+        mean=tuple(transforms.mean),
+        std=tuple(transforms.std),
+    )
+    return LoadedModel(
+        name=name,
+        module=module.eval(),
+        input_size=(3, preprocess.crop, preprocess.crop),
+        class_names=tuple(weights.meta["categories"]),
+        preprocess=preprocess,
+        summary=_imagenet_summary(name, weights),
+        card=_imagenet_card(name, weights, preprocess),
+    )
+
+
+def _imagenet_card(name: str, weights: torchvision.models.WeightsEnum, preprocess: Preprocess) -> str:
+    metrics = weights.meta["_metrics"]["ImageNet-1K"]
+    steps = "\n".join(f"{i}. {step}" for i, step in enumerate(preprocess.steps(), 1))
+    return (
+        f"### {name} (torchvision `{weights}`)\n\n"
+        f"- **Data:** ImageNet-1K, 1000 classes\n"
+        f"- **Parameters:** {weights.meta['num_params']:,}\n"
+        f"- **Accuracy (ImageNet-1K validation):** top-1 {metrics['acc@1']:.2f} %, top-5 {metrics['acc@5']:.2f} %\n"
+        f"- **Training recipe:** {weights.meta.get('recipe', 'see torchvision')}\n"
+        f"- **Weights:** {weights.url}\n\n"
+        f"**Preprocessing**\n\n{steps}\n"
+    )
+
+
+# ── ImageNet weights in torch's hub cache ───────────────────────────────────────────────────────────────────────
+
+
+def _checkpoint_path(weights: torchvision.models.WeightsEnum) -> Path:
+    """Where ``torch.hub.load_state_dict_from_url`` keeps these weights (honours ``TORCH_HOME``)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
+
+
+def _download(url: str, path: Path, progress: ProgressFn | None) -> None:
+    """Download ``url`` to ``path`` atomically, checking the hash prefix in the file name as torch.hub does."""
+    instructions = (
+        f"Connect to the internet and load it again, or copy the file {path.name} from a machine that has it "
+        f"(it downloads from {url}) into {path.parent}."
+    )
+    if os.environ.get("CNN_EXPLORER_OFFLINE"):
+        raise ModelUnavailable(f"These weights are not downloaded yet and CNN_EXPLORER_OFFLINE is set. {instructions}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
+        try:
+            with urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT_S) as response:
+                total = response.length
+                done = 0
+                while chunk := response.read(1 << 20):
+                    tmp.write(chunk)
+                    digest.update(chunk)
+                    done += len(chunk)
+                    if progress is not None:
+                        progress(done, total)
+        except (urllib.error.URLError, OSError, TimeoutError) as err:
+            tmp.close()
+            os.unlink(tmp.name)
+            raise ModelUnavailable(f"The weights could not be downloaded ({err}). {instructions}") from err
+    match = _HASH_IN_NAME.search(path.name)
+    if match and not digest.hexdigest().startswith(match.group(1)):
+        os.unlink(tmp.name)
+        raise ModelUnavailable(f"The download of {path.name} was corrupted (hash mismatch). Try again.")
+    os.replace(tmp.name, path)

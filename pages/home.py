@@ -1,0 +1,40 @@
+"""Home: the input layer (the image as given and as the network sees it) and the prediction."""
+
+import streamlit as st
+
+from cnn_explorer import render, ui
+
+model, image, digest = ui.require_selection()
+x = ui.cached_input(model.name, digest, model, image)
+prediction = ui.cached_prediction(model.name, digest, model, image)
+
+best_index, best_name, best_probability = prediction.top[0]
+st.title(f"{best_name} · {best_probability:.1%}")
+st.caption(f"{model.name} says this {ui.selection().image_label or 'image'} is **{best_name}** — {model.summary}")
+
+given, seen, ranked = st.columns([1, 1, 1.3], gap="large")
+with given:
+    st.subheader("The image as given")
+    st.image(render.for_display(image), width="stretch")
+    st.caption(f"{image.width}×{image.height} pixels, RGB")
+with seen:
+    st.subheader("As the network sees it")
+    st.image(render.for_display(render.uint8_image(model.preprocess.geometry(image))), width="stretch")
+    st.caption(f"input tensor `{list(x.shape)}` = [batch, channels, height, width]")
+with ranked:
+    k = min(5, len(model.class_names))
+    st.subheader(f"Top {k} classes")
+    st.pyplot(render.top_k_figure(prediction, k=k), width="stretch")
+
+st.subheader("The input layer, channel by channel")
+st.caption("What the first layer actually reads: each channel after preprocessing, blue below zero, red above.")
+channel_names = ["grey"] if x.shape[1] == 1 else ["red", "green", "blue"]
+for column, name, coloured in zip(st.columns(4), channel_names, render.channel_maps(x), strict=False):
+    with column:
+        st.image(render.for_display(coloured.image, 160), width="stretch")
+        st.caption(f"{name}: {coloured.vmin:+.2f} … {coloured.vmax:+.2f}")
+
+with st.expander("How the image becomes the input tensor"):
+    st.markdown("\n".join(f"{i}. {step}" for i, step in enumerate(model.preprocess.steps(), 1)))
+with st.expander("Model card", expanded=False):
+    st.markdown(model.card)
