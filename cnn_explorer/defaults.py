@@ -124,7 +124,11 @@ def heldout_dataset(name: str, preprocess: Preprocess) -> Dataset:
     return RECIPES[name].heldout_data(_to_input(preprocess))
 
 
-def train_default(name: str, out_dir: Path = ASSETS_MODELS, log: Callable[[str], None] = print) -> float:
+def _log(message: str) -> None:
+    print(message, flush=True)
+
+
+def train_default(name: str, out_dir: Path = ASSETS_MODELS, log: Callable[[str], None] = _log) -> float:
     """Train one default model from its recipe and write its weights, metadata and card.
 
     Returns:

@@ -178,7 +178,7 @@ def _load_builtin(meta_path: Path) -> LoadedModel:
     weights_path = meta_path.with_suffix(".pt")
     try:
         module.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
-    except (OSError, RuntimeError, ValueError) as err:
+    except Exception as err:  # a damaged file raises anything from OSError to UnpicklingError
         raise ModelUnavailable(
             f"The weights of {meta['name']} at {weights_path} are missing or damaged ({err}). "
             "Restore them with `git checkout assets/models` or retrain with `make train-defaults`."
@@ -227,7 +227,7 @@ def _load_imagenet(name: str, weights: torchvision.models.WeightsEnum, progress:
         state = torch.load(path, map_location="cpu", weights_only=True)
         module = torchvision.models.get_model(name, weights=None)
         module.load_state_dict(state)
-    except (OSError, RuntimeError, ValueError, KeyError) as err:
+    except Exception as err:  # a damaged or hostile file raises anything from OSError to UnpicklingError
         raise ModelUnavailable(
             f"The cached weights for {name} at {path} are damaged ({err}). Delete the file and load the model "
             "again to download a fresh copy."
@@ -285,7 +285,8 @@ def _download(url: str, path: Path, progress: ProgressFn | None) -> None:
     with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
         try:
             with urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT_S) as response:
-                total = response.length
+                length = response.headers.get("Content-Length")
+                total = int(length) if length else None
                 done = 0
                 while chunk := response.read(1 << 20):
                     tmp.write(chunk)
