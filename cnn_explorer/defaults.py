@@ -231,10 +231,11 @@ _SAMPLE_DIGITS = 5  # held-out digits shipped as samples
 
 
 def write_samples(samples_dir: Path) -> list[dict]:
-    """Write held-out samples of the built-in datasets (one shape per class, a few digits) as PNG files.
+    """Write held-out samples of the built-in datasets (one shape per class, a few digits) as PNG files and
+    merge their entries into ``samples.json`` (generated entries first, so each model's own samples lead).
 
     Returns:
-        Their manifest entries (``samples.json`` format), replacing earlier generated ones when merged.
+        The generated manifest entries.
     """
     samples_dir.mkdir(parents=True, exist_ok=True)
     entries = []
@@ -245,10 +246,17 @@ def write_samples(samples_dir: Path) -> list[dict]:
         img.save(samples_dir / f"shape-{name}.png")
         entries.append(_generated_entry(f"shape-{name}", f"Shape: {name}", "tinyvgg-shapes", "synthetic shapes"))
     split = data.digits_split()
-    for img, label in list(zip(split.test_images, split.test_labels, strict=True))[:_SAMPLE_DIGITS]:
+    first_of_label = {}
+    for img, label in zip(split.test_images, split.test_labels, strict=True):
+        first_of_label.setdefault(int(label), img)
+    for label, img in sorted(first_of_label.items())[:_SAMPLE_DIGITS]:
         key = f"digit-{label}"
         img.save(samples_dir / f"{key}.png")
         entries.append(_generated_entry(key, f"Handwritten {label}", "lenet5-digits", "scikit-learn digits"))
+    manifest = samples_dir / "samples.json"
+    generated = {entry["key"] for entry in entries}
+    kept = [e for e in json.loads(manifest.read_text()) if e["key"] not in generated] if manifest.exists() else []
+    _atomic_write(manifest, (json.dumps(entries + kept, indent=2, ensure_ascii=False) + "\n").encode())
     return entries
 
 

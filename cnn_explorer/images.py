@@ -58,7 +58,7 @@ _DAMAGED = "The image file is damaged or incomplete. Save or export it again and
 # images white, so they are rescaled here instead.
 _HIGH_DEPTH_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I", "F"})
 
-_SAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "samples"
+SAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "samples"
 
 
 class ImageError(ValueError):
@@ -357,5 +357,5 @@ def _sample(key: str) -> Sample:
         raise KeyError(f"No sample named {key!r}. Known samples: {', '.join(sorted(SAMPLES))}.") from None
 
 
-SAMPLES: dict[str, Sample] = _read_samples(_SAMPLES_DIR)
+SAMPLES: dict[str, Sample] = _read_samples(SAMPLES_DIR)
 """The shipped sample images by key, read once from ``assets/samples/samples.json``."""

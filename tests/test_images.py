@@ -601,8 +601,23 @@ def test_every_sample_loads(key: str) -> None:
 
 @pytest.mark.parametrize("key", sorted(SAMPLES))
 def test_every_sample_is_free_to_ship(key: str) -> None:
+    # Photos must be public domain or CC0; dataset samples carry their dataset's open licence.
     licence = SAMPLES[key].licence.lower()
-    assert "public domain" in licence or "cc0" in licence
+    if key.startswith("digit-"):
+        assert licence.startswith("cc by 4.0") and "uci" in licence
+    else:
+        assert "public domain" in licence or "cc0" in licence
+
+
+def test_generated_samples_suit_their_model() -> None:
+    from cnn_explorer.data import DIGIT_CLASSES, SHAPE_CLASSES
+
+    shapes = {key.removeprefix("shape-") for key in SAMPLES if key.startswith("shape-")}
+    assert shapes == set(SHAPE_CLASSES)
+    assert all(SAMPLES[f"shape-{name}"].models == ("tinyvgg-shapes",) for name in shapes)
+    digits = [key for key in SAMPLES if key.startswith("digit-")]
+    assert digits and all(SAMPLES[key].models == ("lenet5-digits",) for key in digits)
+    assert {key.removeprefix("digit-") for key in digits} <= set(DIGIT_CLASSES)
 
 
 def test_sample_is_frozen() -> None:

@@ -105,7 +105,7 @@ def test_predict_ranks_softmax_of_the_logits():
 
 
 def test_unknown_model_names_the_known_ones():
-    with pytest.raises(KeyError, match="lenet5-digits.*alexnet"):
+    with pytest.raises(KeyError, match=r"lenet5-digits.*alexnet"):
         load_model("resnet1000")
 
 
