@@ -181,6 +181,11 @@ def _write(
     out_dir: Path,
 ) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
+    # Weights and card first, metadata last: the zoo lists a model once its .json exists.
+    weights = out_dir / f"{recipe.name}.pt"
+    tmp = weights.with_suffix(".pt.tmp")
+    torch.save(module.state_dict(), tmp)
+    os.replace(tmp, weights)
     params = sum(p.numel() for p in module.parameters())
     summary = (
         f"{recipe.architecture} · {params:,} parameters · {len(recipe.class_names)} classes · "
@@ -201,7 +206,6 @@ def _write(
         "command": f"{COMMAND} --only {recipe.name}",
         "torch": torch.__version__,
     }
-    _atomic_write(out_dir / f"{recipe.name}.json", json.dumps(meta, indent=2).encode())
     steps = "\n".join(f"{i}. {step}" for i, step in enumerate(preprocess.steps(), 1))
     settings = ", ".join(f"{k} {v}" for k, v in asdict(recipe.config).items())
     card = (
@@ -215,10 +219,7 @@ def _write(
         f"**Preprocessing**\n\n{steps}\n"
     )
     _atomic_write(out_dir / f"{recipe.name}.md", card.encode())
-    weights = out_dir / f"{recipe.name}.pt"
-    tmp = weights.with_suffix(".pt.tmp")
-    torch.save(module.state_dict(), tmp)
-    os.replace(tmp, weights)
+    _atomic_write(out_dir / f"{recipe.name}.json", json.dumps(meta, indent=2).encode())
 
 
 def _atomic_write(path: Path, content: bytes) -> None:

@@ -97,8 +97,7 @@ def sidebar() -> Selection:
             try:
                 image = _decoded(digest, data)
             except ImageError as err:
-                image_note = str(err)
-                st.error(image_note)
+                image_note = str(err)  # shown once, in the page (require_selection)
     chosen = Selection(model, model_note, image, image_note, digest, label)
     st.session_state["selection"] = chosen
     return chosen
@@ -106,7 +105,23 @@ def sidebar() -> Selection:
 
 def selection() -> Selection:
     """The sidebar's current choice (the sidebar runs before every page)."""
+    if "selection" not in st.session_state:
+        _rerun_through_app()
     return st.session_state["selection"]
+
+
+def _rerun_through_app() -> None:
+    """Rerun a page that Streamlit started without app.py.
+
+    With a ``pages/`` folder beside app.py, Streamlit starts in its legacy pages-folder mode and leaves it the first
+    time app.py calls ``st.navigation``. So on a fresh server whose first visitor opens a page's URL (a bookmark, a
+    shared link), the page script runs alone, without the sidebar. Leave that mode and rerun: app.py then runs and
+    shows the requested page.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    PagesManager.uses_pages_directory = False
+    st.rerun()
 
 
 def require_selection() -> tuple[LoadedModel, Image.Image, str]:
@@ -150,8 +165,12 @@ def _image_bytes(source: str, model_name: str) -> tuple[bytes | None, str]:
         return (photo.getvalue(), "camera photo") if photo is not None else (None, "")
     keys = [key for key, sample in SAMPLES.items() if not sample.models or model_name in sample.models]
     suited = [key for key in keys if model_name in SAMPLES[key].models]
-    if st.session_state.get("sample") not in keys:
+    # A new model starts on a sample made for it (a digit for the digit model), keeping the choice otherwise.
+    if st.session_state.get("sample") not in keys or (
+        st.session_state.get("sample_model") != model_name and suited and st.session_state["sample"] not in suited
+    ):
         st.session_state["sample"] = (suited or keys)[0]
+    st.session_state["sample_model"] = model_name
     key = st.selectbox("Sample", keys, format_func=lambda k: SAMPLES[k].title, key="sample")
-    st.caption(f"{SAMPLES[key].source} · {SAMPLES[key].licence}")
+    st.caption(f"Licence: {SAMPLES[key].licence}", help=SAMPLES[key].source)
     return sample_bytes(key), SAMPLES[key].title

@@ -14,25 +14,30 @@ st.caption(f"{model.name} says this {ui.selection().image_label or 'image'} is *
 
 given, seen, ranked = st.columns([1, 1, 1.3], gap="large")
 with given:
-    st.subheader("The image as given")
+    st.markdown("#### The image as given")
     st.image(render.for_display(image), width="stretch")
-    st.caption(f"{image.width}×{image.height} pixels, RGB")
+    st.caption(f"{image.width}×{image.height} pixels")
 with seen:
-    st.subheader("As the network sees it")
+    st.markdown("#### As the network sees it")
     st.image(render.for_display(render.uint8_image(model.preprocess.geometry(image))), width="stretch")
     st.caption(f"input tensor `{list(x.shape)}` = [batch, channels, height, width]")
 with ranked:
     k = min(5, len(model.class_names))
-    st.subheader(f"Top {k} classes")
+    st.markdown(f"#### Top {k} classes")
     st.pyplot(render.top_k_figure(prediction, k=k), width="stretch")
 
-st.subheader("The input layer, channel by channel")
-st.caption("What the first layer actually reads: each channel after preprocessing, blue below zero, red above.")
+st.markdown("#### The input layer, channel by channel")
 channel_names = ["grey"] if x.shape[1] == 1 else ["red", "green", "blue"]
-for column, name, coloured in zip(st.columns(4), channel_names, render.channel_maps(x), strict=False):
+columns = st.columns(3)
+for column, name, coloured in zip(columns, channel_names, render.channel_maps(x), strict=False):
     with column:
         st.image(render.for_display(coloured.image, 160), width="stretch")
-        st.caption(f"{name}: {coloured.vmin:+.2f} … {coloured.vmax:+.2f}")
+        st.caption(f"**{name}**: {coloured.vmin:+.2f} … {coloured.vmax:+.2f} (blue below zero, white zero, red above)")
+with columns[len(channel_names)] if len(channel_names) < 3 else st.container():
+    st.markdown(
+        "This is what the first layer actually reads: one number per pixel and channel, after preprocessing. "
+        "Normalization centres the values on zero, so a convolution's weights see positive and negative inputs."
+    )
 
 with st.expander("How the image becomes the input tensor"):
     st.markdown("\n".join(f"{i}. {step}" for i, step in enumerate(model.preprocess.steps(), 1)))

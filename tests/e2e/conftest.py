@@ -1,0 +1,236 @@
+"""Real-browser fixtures: ``streamlit run app.py`` on a free port, and Debian's Chromium driven by Playwright.
+
+Never ``playwright install``: the browser is the system's /usr/bin/chromium.
+"""
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cnn_explorer import data, ui
+from cnn_explorer.images import SAMPLES, load_image, sample_bytes
+from cnn_explorer.zoo import LoadedModel, available_models, load_model
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+STARTUP_TIMEOUT_S = 60
+VIEWPORT = {"width": 1400, "height": 900}
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+_IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else "(no log)"
+
+
+def _wait_healthy(url: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"streamlit exited with code {process.returncode} before answering.\n{_tail(log)}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read().decode().strip() == "ok":
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"streamlit did not answer {url}/_stcore/health within {STARTUP_TIMEOUT_S} s.\n{_tail(log)}")
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The app served by ``streamlit run``, offline and with an empty torch hub cache; yields its URL."""
+    work = tmp_path_factory.mktemp("e2e-server")
+    torch_home = work / "torch"
+    torch_home.mkdir()
+    port = _free_port()
+    env = {
+        **os.environ,
+        "CNN_EXPLORER_OFFLINE": "1",
+        "TORCH_HOME": str(torch_home),
+        "CNN_EXPLORER_HOME": str(work / "home"),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "app.py",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--server.headless=true",
+        "--browser.gatherUsageStats=false",
+    ]
+    log = work / "streamlit.log"
+    with log.open("w") as log_file:
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, process, log)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: the browser tests need Debian's Chromium (`apt-get install chromium`).")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, server: str):
+    """A fresh browser session (its own Streamlit session) on the app, idle after the first run."""
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(server)
+    wait_idle(page)
+    yield page
+    context.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """Where screenshots go (ignored by git)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    ignore = ARTIFACTS / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("*\n")
+    return ARTIFACTS
+
+
+def wait_idle(page, settle_ms: int = 400) -> None:
+    """Wait until the script run that the last action started has finished.
+
+    The short pause first lets a rerun begin, so an app that has not yet noticed the action does not count as idle.
+    """
+    page.wait_for_timeout(settle_ms)
+    page.wait_for_selector(_IDLE, state="attached")
+    page.wait_for_function("Array.from(document.images).every(image => image.complete)")
+
+
+@pytest.fixture(scope="session")
+def idle():
+    """:func:`wait_idle`, for the tests (call it after every action)."""
+    return wait_idle
+
+
+def screenshot(page, path: Path) -> None:
+    """Save the whole page: the viewport grows to the app's scroll height (Streamlit scrolls inside its own
+    container, so Playwright's ``full_page`` alone would stop at the viewport), then returns to its size."""
+    height = page.evaluate(
+        "() => Math.max(...[document.body, ...document.querySelectorAll('[data-testid=stMain], section')]"
+        ".map(element => element.scrollHeight))"
+    )
+    page.set_viewport_size({"width": VIEWPORT["width"], "height": max(VIEWPORT["height"], height)})
+    try:
+        wait_idle(page, settle_ms=200)
+        page.screenshot(path=str(path), full_page=True)
+    finally:
+        page.set_viewport_size(VIEWPORT)
+
+
+@pytest.fixture(scope="session")
+def save_screenshot(artifacts: Path):
+    """``save_screenshot(page, "home.png")`` writes ``tests/e2e/artifacts/home.png``."""
+    return lambda page, name: screenshot(page, artifacts / name)
+
+
+class Expected:
+    """What the home page should show, computed with the library alone (no Streamlit, no server)."""
+
+    @staticmethod
+    def default_model() -> str:
+        names = available_models()
+        return ui.DEFAULT_MODEL if ui.DEFAULT_MODEL in names else names[0]
+
+    @staticmethod
+    def first_sample(model_name: str) -> str:
+        offered = [key for key, sample in SAMPLES.items() if not sample.models or model_name in sample.models]
+        suited = [key for key in offered if model_name in SAMPLES[key].models]
+        return (suited or offered)[0]
+
+    @staticmethod
+    def top(model: LoadedModel, image_bytes: bytes) -> tuple[str, float]:
+        x = model.preprocess(load_image(image_bytes))
+        with torch.no_grad():
+            probabilities = torch.softmax(model.module(x)[0], dim=0)
+        best = int(probabilities.argmax())
+        return model.class_names[best], float(probabilities[best])
+
+    @staticmethod
+    def default_top() -> tuple[str, float]:
+        model_name = Expected.default_model()
+        return Expected.top(load_model(model_name), sample_bytes(Expected.first_sample(model_name)))
+
+    @staticmethod
+    def image_predicted_otherwise(model_name: str, other_than: str) -> tuple[bytes, str]:
+        """A generated PNG the model classifies as a class other than ``other_than`` (rightly, if one is found)."""
+        model = load_model(model_name)
+        split = data.digits_split()
+        digits = [(str(label), img) for img, label in zip(split.test_images[:20], split.test_labels[:20], strict=True)]
+        rng = np.random.default_rng(7)
+        shapes = [(name, data.draw_shape(label, rng)) for label, name in enumerate(data.SHAPE_CLASSES)]
+        candidates = digits + shapes if set(model.class_names) == set(data.DIGIT_CLASSES) else shapes + digits
+        fallback = None
+        for true_name, img in candidates:
+            # Shown 8× larger than a digit scan: the page then displays a picture rather than a few pixels.
+            if img.width < 32:
+                img = img.resize((img.width * 8, img.height * 8), Image.Resampling.NEAREST)
+            buffer = io.BytesIO()
+            img.save(buffer, format="PNG")
+            encoded = buffer.getvalue()
+            predicted, _ = Expected.top(model, encoded)
+            if predicted == other_than:
+                continue
+            if predicted == true_name:
+                return encoded, predicted
+            fallback = fallback or (encoded, predicted)
+        assert fallback is not None, f"{model_name} classifies every candidate image as {other_than!r}"
+        return fallback
+
+
+@pytest.fixture(scope="session")
+def expected() -> type[Expected]:
+    return Expected
