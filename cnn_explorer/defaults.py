@@ -15,7 +15,6 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
-from torchvision.transforms import v2
 
 from cnn_explorer import data
 from cnn_explorer.architectures import ARCHITECTURES
@@ -44,7 +43,6 @@ class Recipe:
         data_description: For the model card.
         train_data: (epoch, transform) → that epoch's training set.
         heldout_data: transform → the held-out test set (never used for training or model selection).
-        augment: Applied to training input tensors only (after preprocessing), when given.
     """
 
     name: str
@@ -57,7 +55,6 @@ class Recipe:
     data_description: str
     train_data: Callable[[int, Callable], Dataset]
     heldout_data: Callable[[Callable], Dataset]
-    augment: Callable[[torch.Tensor], torch.Tensor] | None = None
 
 
 _SHAPES_PER_EPOCH = 8000
@@ -108,13 +105,10 @@ RECIPES: dict[str, Recipe] = {
         config=TrainConfig(epochs=40, batch_size=32, lr=2e-3, optimizer="adam", seed=0),
         data_description=(
             "scikit-learn's handwritten digits (`sklearn.datasets.load_digits`: 1797 real 8×8 scans, 10 classes), "
-            "light ink on black, upscaled to 32×32. Stratified split: 80 % training, 20 % held-out test (seed 0). "
-            "Training images randomly shifted (±8 %), rotated (±10°) and scaled (0.9–1.1×)."
+            "light ink on black, upscaled to 32×32. Stratified split: 80 % training, 20 % held-out test (seed 0)."
         ),
         train_data=_digits_train,
         heldout_data=_digits_heldout,
-        # Handwriting varies in position, slant and size more than 1437 scans show.
-        augment=v2.RandomAffine(degrees=10, translate=(0.08, 0.08), scale=(0.9, 1.1)),
     ),
 }
 
@@ -140,7 +134,6 @@ def train_default(name: str, out_dir: Path = ASSETS_MODELS, log: Callable[[str],
     if recipe.normalize_from_data:
         preprocess = _with_data_statistics(preprocess, recipe.train_data)
     transform = _to_input(preprocess)
-    train_transform = transform if recipe.augment is None else lambda img: recipe.augment(transform(img))
     module = ARCHITECTURES[recipe.architecture](**recipe.architecture_args)
 
     def report(result: EpochResult) -> None:
@@ -149,7 +142,7 @@ def train_default(name: str, out_dir: Path = ASSETS_MODELS, log: Callable[[str],
             f"train {result.train_accuracy:.2%} ({result.seconds:.1f} s)"
         )
 
-    history = train(module, lambda epoch: recipe.train_data(epoch, train_transform), recipe.config, on_epoch=report)
+    history = train(module, lambda epoch: recipe.train_data(epoch, transform), recipe.config, on_epoch=report)
     test_loss, test_accuracy = evaluate(module, recipe.heldout_data(transform))
     heldout_size = len(recipe.heldout_data(transform))
     log(f"{name}: held-out accuracy {test_accuracy:.2%} on {heldout_size} images")
