@@ -7,7 +7,10 @@ from cnn_explorer import ui
 st.set_page_config(page_title="CNN Explorer", page_icon="🧠", layout="wide")
 
 navigation = st.navigation(
-    [st.Page("pages/home.py", title="Predict", icon=":material/image_search:", default=True)],
+    [
+        st.Page("pages/home.py", title="Predict", icon=":material/image_search:", default=True),
+        st.Page("pages/layers.py", title="Layers", icon=":material/layers:"),
+    ],
 )
 ui.sidebar()
 navigation.run()

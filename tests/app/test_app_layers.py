@@ -1,0 +1,255 @@
+"""AppTest for the Layers page: stepping through every layer, the arithmetic of one value, colour scopes, ImageNet.
+
+The arithmetic the page shows is checked against ``explain_unit`` called directly on activations captured with the
+library alone, for the same model, image and unit as the page's widgets say.
+"""
+
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+import torch
+import torchvision
+from streamlit.testing.v1 import AppTest
+
+from cnn_explorer import layers, render
+from cnn_explorer.images import load_image, sample_bytes
+from cnn_explorer.layers import capture_layers, explain_unit, list_layers
+from cnn_explorer.zoo import load_model
+
+PAGE = "pages/layers.py"
+
+
+def _assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    texts = [*at.markdown, *at.caption, *at.error, *at.warning, *at.info, *at.code]
+    assert "Traceback" not in "\n".join(str(element.value) for element in texts)
+    assert not at.error, [e.value for e in at.error]
+
+
+def _open_layers(at: AppTest) -> AppTest:
+    at.switch_page(PAGE).run()
+    _assert_clean(at)
+    assert [str(title.value) for title in at.title] == ["Layers"]
+    return at
+
+
+def _select_model(at: AppTest, name: str) -> AppTest:
+    at.sidebar.selectbox(key="model_name").select(name).run()
+    _assert_clean(at)
+    return at
+
+
+def _current_layer(at: AppTest) -> str:
+    return at.select_slider(key="layer_step").value
+
+
+def _metric(at: AppTest, label: str) -> str:
+    values = [m.value for m in at.metric if m.label == label]
+    assert len(values) == 1, f"expected one {label!r} metric, got {[m.label for m in at.metric]}"
+    return values[0]
+
+
+def _widget_value(at: AppTest, key: str) -> int | None:
+    found = [widget for widget in at.number_input if widget.key == key]
+    return int(found[0].value) if found else None
+
+
+class Reference:
+    """The page's model and image, captured once with the library alone (no Streamlit, no cache)."""
+
+    def __init__(self, at: AppTest) -> None:
+        self.model = load_model(at.sidebar.selectbox(key="model_name").value)
+        self.x = self.model.preprocess(load_image(sample_bytes(at.sidebar.selectbox(key="sample").value)))
+        self.outputs, self.inputs = capture_layers(self.model, self.x)
+        self.layers = list_layers(self.model)
+
+    def unit_shown(self, at: AppTest):
+        """``explain_unit`` for the layer and unit that the page's widgets point at."""
+        layer = _current_layer(at)
+        index = [_widget_value(at, "layer_channel")]
+        if self.outputs[layer].dim() == 4:
+            index += [_widget_value(at, "unit_row"), _widget_value(at, "unit_col")]
+        return explain_unit(self.model, self.outputs, self.x, layer, index, inputs=self.inputs)
+
+
+def _assert_arithmetic_matches(at: AppTest, reference: Reference) -> None:
+    unit = reference.unit_shown(at)
+    assert abs(unit.result - unit.captured) <= 1e-5 * max(1.0, abs(unit.captured))
+    assert _metric(at, "Recomputed") == f"{unit.result:.6g}"
+    assert _metric(at, "Captured") == f"{unit.captured:.6g}"
+    assert f"{unit.captured:.6g}" == f"{float(reference.outputs[unit.layer][(0, *unit.index)]):.6g}"
+
+
+def _step_through_every_layer(at: AppTest, reference: Reference) -> list[str]:
+    names = [info.name for info in reference.layers]
+    assert len(at.select_slider(key="layer_step").options) == len(names)
+    seen = []
+    for position, name in enumerate(names):
+        _assert_clean(at)
+        assert _current_layer(at) == name
+        assert any(str(header.value).startswith(f"{name} · ") for header in at.subheader)
+        _assert_arithmetic_matches(at, reference)
+        if reference.outputs[name].dim() == 4:
+            assert len(at.image) >= 2, "the grid and the selected map are drawn"
+        seen.append(name)
+        next_button = at.button(key="layer_step_next")
+        if position == len(names) - 1:
+            assert next_button.disabled
+        else:
+            next_button.click().run()
+    return seen
+
+
+@pytest.fixture
+def forward_passes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts every forward pass the layers module runs (capture, layer table, effective receptive field)."""
+    calls = [0]
+    original = layers._run
+
+    def counted(root, x) -> None:
+        calls[0] += 1
+        original(root, x)
+
+    monkeypatch.setattr(layers, "_run", counted)
+    return calls
+
+
+@pytest.mark.parametrize("model_name", ["default", "lenet5-digits"])
+def test_next_steps_through_every_layer_with_the_right_arithmetic(
+    app: AppTest, expected, model_name: str, forward_passes: list[int]
+) -> None:
+    model_name = expected.default_model() if model_name == "default" else model_name
+    if app.sidebar.selectbox(key="model_name").value != model_name:
+        _select_model(app, model_name)
+    _open_layers(app)
+    reference = Reference(app)
+    before = forward_passes[0]
+
+    seen = _step_through_every_layer(app, reference)
+
+    assert len(seen) == len(list_layers(load_model(model_name)))
+    assert forward_passes[0] == before, "stepping must read what the first run recorded, not run the network again"
+
+
+def test_previous_goes_back_and_is_disabled_on_the_first_layer(app: AppTest) -> None:
+    _open_layers(app)
+    first = _current_layer(app)
+    assert app.button(key="layer_step_previous").disabled
+
+    app.button(key="layer_step_next").click().run()
+    app.button(key="layer_step_next").click().run()
+    _assert_clean(app)
+    assert _current_layer(app) == Reference(app).layers[2].name
+
+    app.button(key="layer_step_previous").click().run()
+    app.button(key="layer_step_previous").click().run()
+    _assert_clean(app)
+    assert _current_layer(app) == first
+
+
+def test_the_slider_jumps_to_any_layer_and_pickers_stay_in_range(app: AppTest) -> None:
+    _open_layers(app)
+    reference = Reference(app)
+    app.number_input(key="layer_channel").set_value(5).run()  # LeNet's c1 has 6 maps, TinyVGG's first conv more
+    maps = sorted(
+        (name for name, t in reference.outputs.items() if t.dim() == 4), key=lambda n: reference.outputs[n].numel()
+    )
+    for name in (maps[-1], maps[0], reference.layers[-1].name):
+        app.select_slider(key="layer_step").set_value(name).run()
+        _assert_clean(app)
+        assert _current_layer(app) == name
+        channels = reference.outputs[name].shape[1]
+        assert 0 <= _widget_value(app, "layer_channel") < channels
+        _assert_arithmetic_matches(app, reference)
+
+
+def _grid_url(at: AppTest) -> str:
+    grids = [image.url for element in at.image for image in element.proto.imgs if image.caption.startswith("All ")]
+    assert len(grids) == 1, "one grid of feature maps"
+    return grids[0]
+
+
+def test_every_colour_scope_draws_the_grid_with_its_range(app: AppTest) -> None:
+    _open_layers(app)
+    grids = {}
+    for scope in render.SCALES:
+        app.segmented_control(key="layer_scope").set_value(scope).run()
+
+        _assert_clean(app)
+        assert app.segmented_control(key="layer_scope").value == scope
+        assert render.SCALES[scope].description in [str(caption.value) for caption in app.caption]
+        grids[scope] = _grid_url(app)
+    assert grids["map"] != grids["layer"], "per-map colours differ from one range over the layer"
+
+
+def test_a_small_map_shows_its_values_and_the_pooling_window(app: AppTest) -> None:
+    _open_layers(app)
+    reference = Reference(app)
+    pooled = next(info.name for info in reference.layers if "Pool" in info.kind and len(info.output_shape) == 3)
+    app.select_slider(key="layer_step").set_value(pooled).run()
+    app.number_input(key="layer_channel").set_value(1).run()
+
+    _assert_clean(app)
+    _assert_arithmetic_matches(app, reference)
+    height, width = reference.outputs[pooled].shape[-2:]
+    cells = [str(element.proto.body).count("<td") for element in app.html if "<table" in str(element.proto.body)]
+    window = reference.unit_shown(app).patch.shape
+    assert window[0] * window[1] in cells, "the pooling window's table"
+    if max(height, width) <= 16:
+        assert height * width in cells, "the values of the selected map"
+
+
+def test_the_effective_receptive_field_is_drawn_on_request(app: AppTest, forward_passes: list[int]) -> None:
+    _open_layers(app)
+    before = forward_passes[0]
+    app.toggle(key="layer_erf").set_value(True).run()
+
+    _assert_clean(app)
+    assert any("∂ unit / ∂ pixel" in str(caption.value) for caption in app.caption)
+    assert forward_passes[0] == before + 1, "one backward pass, cached afterwards"
+    app.run()
+    assert forward_passes[0] == before + 1
+
+
+def test_a_library_error_becomes_a_message(app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args, **kwargs):
+        raise ValueError("The arithmetic of a Mystery layer is not shown.")
+
+    monkeypatch.setattr(layers, "explain_unit", refuse)
+    _open_layers(app)
+
+    assert any("Mystery layer" in str(info.value) for info in app.info)
+    _assert_clean(app)
+
+
+def test_downloads_offer_the_grid_and_the_selected_map(app: AppTest) -> None:
+    _open_layers(app)
+    labels = [button.label for button in app.download_button]
+    channel = _widget_value(app, "layer_channel")
+    assert labels == ["Download the grid (PNG)", f"Download channel {channel} (PNG)"]
+
+
+def test_an_imagenet_model_in_the_hub_cache_renders_its_first_layers(app: AppTest) -> None:
+    weights = torchvision.models.get_model_weights("mobilenet_v3_small").DEFAULT
+    checkpoint = Path(os.environ["TORCH_HOME"]) / "hub" / "checkpoints" / os.path.basename(urlparse(weights.url).path)
+    checkpoint.parent.mkdir(parents=True)
+    torch.manual_seed(0)
+    torch.save(torchvision.models.get_model("mobilenet_v3_small", weights=None).state_dict(), checkpoint)
+    _open_layers(app)
+    app.button(key="layer_step_next").click().run()  # a later layer first: switching the model starts over
+    _select_model(app, "mobilenet_v3_small")
+    reference = Reference(app)
+    assert _current_layer(app) == reference.layers[0].name
+
+    for _ in range(6):  # conv, batch norm, hardswish, the depthwise conv, …
+        _assert_clean(app)
+        _assert_arithmetic_matches(app, reference)
+        app.button(key="layer_step_next").click().run()
+    _assert_clean(app)
+    last = reference.layers[-1].name
+    app.select_slider(key="layer_step").set_value(last).run()
+    _assert_clean(app)
+    _assert_arithmetic_matches(app, reference)
+    assert any("Softmax" in str(markdown.value) for markdown in app.markdown)
