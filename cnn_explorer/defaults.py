@@ -143,8 +143,9 @@ def train_default(name: str, out_dir: Path = ASSETS_MODELS, log: Callable[[str],
         )
 
     history = train(module, lambda epoch: recipe.train_data(epoch, transform), recipe.config, on_epoch=report)
-    test_loss, test_accuracy = evaluate(module, recipe.heldout_data(transform))
-    heldout_size = len(recipe.heldout_data(transform))
+    heldout = recipe.heldout_data(transform)
+    test_loss, test_accuracy = evaluate(module, heldout)
+    heldout_size = len(heldout)
     log(f"{name}: held-out accuracy {test_accuracy:.2%} on {heldout_size} images")
     _write(recipe, module, preprocess, history, test_accuracy, test_loss, heldout_size, out_dir)
     return test_accuracy

@@ -28,10 +28,12 @@ __all__ = [
     "SAMPLES",
     "ImageError",
     "Sample",
+    "default_sample",
     "image_digest",
     "load_image",
     "load_sample",
     "sample_bytes",
+    "samples_for",
 ]
 
 MAX_PIXELS: int = 40_000_000
@@ -359,3 +361,20 @@ def _sample(key: str) -> Sample:
 
 SAMPLES: dict[str, Sample] = _read_samples(SAMPLES_DIR)
 """The shipped sample images by key, read once from ``assets/samples/samples.json``."""
+
+
+def samples_for(model_name: str, *, made_for_it: bool = False) -> list[str]:
+    """The sample keys offered with a model, in manifest order: general samples and those made for it.
+
+    Args:
+        model_name: A registry name.
+        made_for_it: Only the samples made for this model (a digit for the digit model).
+    """
+    return [
+        key for key, sample in SAMPLES.items() if model_name in sample.models or (not sample.models and not made_for_it)
+    ]
+
+
+def default_sample(model_name: str) -> str:
+    """The sample a model starts on: the first made for it, else the first offered."""
+    return (samples_for(model_name, made_for_it=True) or samples_for(model_name))[0]

@@ -19,7 +19,15 @@ from PIL import Image
 from torch import Tensor, nn
 
 from cnn_explorer import render
-from cnn_explorer.images import SAMPLES, ImageError, image_digest, load_image, sample_bytes
+from cnn_explorer.images import (
+    SAMPLES,
+    ImageError,
+    default_sample,
+    image_digest,
+    load_image,
+    sample_bytes,
+    samples_for,
+)
 from cnn_explorer.layers import (
     LayerInfo,
     UnitArithmetic,
@@ -201,13 +209,13 @@ def _image_bytes(source: str, model_name: str) -> tuple[bytes | None, str]:
     if source == "Camera":
         photo = st.camera_input("Take a photo", key="camera")
         return (photo.getvalue(), "camera photo") if photo is not None else (None, "")
-    keys = [key for key, sample in SAMPLES.items() if not sample.models or model_name in sample.models]
-    suited = [key for key in keys if model_name in SAMPLES[key].models]
+    keys = samples_for(model_name)
+    suited = samples_for(model_name, made_for_it=True)
     # A new model starts on a sample made for it (a digit for the digit model), keeping the choice otherwise.
     if st.session_state.get("sample") not in keys or (
         st.session_state.get("sample_model") != model_name and suited and st.session_state["sample"] not in suited
     ):
-        st.session_state["sample"] = (suited or keys)[0]
+        st.session_state["sample"] = default_sample(model_name)
     st.session_state["sample_model"] = model_name
     key = st.selectbox("Sample", keys, format_func=lambda k: SAMPLES[k].title, key="sample")
     st.caption(f"Licence: {SAMPLES[key].licence}", help=SAMPLES[key].source)

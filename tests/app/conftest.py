@@ -4,20 +4,13 @@ The expected values here never come from the page: they are recomputed with ``lo
 ``model.preprocess`` and a softmax over ``model.module``, so a page that shows the wrong class or probability fails.
 """
 
-import io
 from pathlib import Path
 
-import numpy as np
 import pytest
 import streamlit as st
-import torch
-from PIL import Image
+from expected import Expected  # tests/expected.py, shared by the app and browser tiers
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
-
-from cnn_explorer import data, ui
-from cnn_explorer.images import SAMPLES, load_image, sample_bytes
-from cnn_explorer.zoo import LoadedModel, available_models, load_model
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
 RUN_TIMEOUT_S = 120  # the first run loads torch models on a busy 2-core machine
@@ -65,81 +58,6 @@ def app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, navigation_mode_as_serv
     return at
 
 
-class Expected:
-    """What the home page should show, computed with the library alone (no Streamlit, no cache)."""
-
-    @staticmethod
-    def default_model() -> str:
-        """The model the sidebar starts with: ``ui.DEFAULT_MODEL``, or the first model while it is not shipped."""
-        names = available_models()
-        return ui.DEFAULT_MODEL if ui.DEFAULT_MODEL in names else names[0]
-
-    @staticmethod
-    def sample_keys(model_name: str) -> list[str]:
-        """The samples the sidebar offers for a model: the general ones and those made for it."""
-        return [key for key, sample in SAMPLES.items() if not sample.models or model_name in sample.models]
-
-    @staticmethod
-    def first_sample(model_name: str) -> str:
-        """The sample the sidebar picks for a model: the first one made for it, else the first one offered."""
-        suited = [key for key in Expected.sample_keys(model_name) if model_name in SAMPLES[key].models]
-        return (suited or Expected.sample_keys(model_name))[0]
-
-    @staticmethod
-    def top(model: LoadedModel, image_bytes: bytes) -> tuple[str, float]:
-        """The top class and its probability."""
-        x = model.preprocess(load_image(image_bytes))
-        with torch.no_grad():
-            probabilities = torch.softmax(model.module(x)[0], dim=0)
-        best = int(probabilities.argmax())
-        return model.class_names[best], float(probabilities[best])
-
-    @staticmethod
-    def title(model_name: str, image_bytes: bytes) -> str:
-        """The title of the home page, formatted as the page formats it."""
-        name, probability = Expected.top(load_model(model_name), image_bytes)
-        return f"{name} · {probability:.1%}"
-
-    @staticmethod
-    def default_title() -> str:
-        model_name = Expected.default_model()
-        return Expected.title(model_name, sample_bytes(Expected.first_sample(model_name)))
-
-    @staticmethod
-    def image_predicted_otherwise(model_name: str, other_than: str) -> tuple[bytes, str]:
-        """A generated PNG that the model classifies as a class other than ``other_than``, and that class.
-
-        Prefers an image the model gets right (its true class is the predicted one), so screenshots make sense.
-        """
-        model = load_model(model_name)
-        fallback = None
-        for true_name, img in _candidate_images(model.class_names):
-            encoded = _png_bytes(img)
-            predicted, _ = Expected.top(model, encoded)
-            if predicted == other_than:
-                continue
-            if predicted == true_name:
-                return encoded, predicted
-            fallback = fallback or (encoded, predicted)
-        assert fallback is not None, f"{model_name} classifies every candidate image as {other_than!r}"
-        return fallback
-
-
 @pytest.fixture
 def expected() -> type[Expected]:
     return Expected
-
-
-def _png_bytes(img: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    img.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def _candidate_images(class_names: tuple[str, ...]) -> list[tuple[str, Image.Image]]:
-    """Images of known classes from the built-in datasets, those of the model's own classes first."""
-    split = data.digits_split()
-    digits = [(str(label), img) for img, label in zip(split.test_images[:20], split.test_labels[:20], strict=True)]
-    rng = np.random.default_rng(7)
-    shapes = [(name, data.draw_shape(label, rng)) for label, name in enumerate(data.SHAPE_CLASSES)]
-    return digits + shapes if set(class_names) == set(data.DIGIT_CLASSES) else shapes + digits

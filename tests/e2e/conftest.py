@@ -3,7 +3,6 @@
 Never ``playwright install``: the browser is the system's /usr/bin/chromium.
 """
 
-import io
 import os
 import socket
 import subprocess
@@ -13,14 +12,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
-from PIL import Image
-
-from cnn_explorer import data, ui
-from cnn_explorer.images import SAMPLES, load_image, sample_bytes
-from cnn_explorer.zoo import LoadedModel, available_models, load_model
+from expected import Expected  # tests/expected.py, shared by the app and browser tiers
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -175,60 +168,6 @@ def screenshot(page, path: Path) -> None:
 def save_screenshot(artifacts: Path):
     """``save_screenshot(page, "home.png")`` writes ``tests/e2e/artifacts/home.png``."""
     return lambda page, name: screenshot(page, artifacts / name)
-
-
-class Expected:
-    """What the home page should show, computed with the library alone (no Streamlit, no server)."""
-
-    @staticmethod
-    def default_model() -> str:
-        names = available_models()
-        return ui.DEFAULT_MODEL if ui.DEFAULT_MODEL in names else names[0]
-
-    @staticmethod
-    def first_sample(model_name: str) -> str:
-        offered = [key for key, sample in SAMPLES.items() if not sample.models or model_name in sample.models]
-        suited = [key for key in offered if model_name in SAMPLES[key].models]
-        return (suited or offered)[0]
-
-    @staticmethod
-    def top(model: LoadedModel, image_bytes: bytes) -> tuple[str, float]:
-        x = model.preprocess(load_image(image_bytes))
-        with torch.no_grad():
-            probabilities = torch.softmax(model.module(x)[0], dim=0)
-        best = int(probabilities.argmax())
-        return model.class_names[best], float(probabilities[best])
-
-    @staticmethod
-    def default_top() -> tuple[str, float]:
-        model_name = Expected.default_model()
-        return Expected.top(load_model(model_name), sample_bytes(Expected.first_sample(model_name)))
-
-    @staticmethod
-    def image_predicted_otherwise(model_name: str, other_than: str) -> tuple[bytes, str]:
-        """A generated PNG the model classifies as a class other than ``other_than`` (rightly, if one is found)."""
-        model = load_model(model_name)
-        split = data.digits_split()
-        digits = [(str(label), img) for img, label in zip(split.test_images[:20], split.test_labels[:20], strict=True)]
-        rng = np.random.default_rng(7)
-        shapes = [(name, data.draw_shape(label, rng)) for label, name in enumerate(data.SHAPE_CLASSES)]
-        candidates = digits + shapes if set(model.class_names) == set(data.DIGIT_CLASSES) else shapes + digits
-        fallback = None
-        for true_name, img in candidates:
-            # Shown 8× larger than a digit scan: the page then displays a picture rather than a few pixels.
-            if img.width < 32:
-                img = img.resize((img.width * 8, img.height * 8), Image.Resampling.NEAREST)
-            buffer = io.BytesIO()
-            img.save(buffer, format="PNG")
-            encoded = buffer.getvalue()
-            predicted, _ = Expected.top(model, encoded)
-            if predicted == other_than:
-                continue
-            if predicted == true_name:
-                return encoded, predicted
-            fallback = fallback or (encoded, predicted)
-        assert fallback is not None, f"{model_name} classifies every candidate image as {other_than!r}"
-        return fallback
 
 
 @pytest.fixture(scope="session")
