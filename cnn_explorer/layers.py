@@ -47,6 +47,7 @@ __all__ = [
     "describe",
     "effective_receptive_field",
     "explain_unit",
+    "inplace_disabled",
     "list_layers",
     "theoretical_field",
 ]
@@ -1119,7 +1120,7 @@ def explain_unit(
 
 
 @contextmanager
-def _inplace_disabled(root: nn.Module) -> Iterator[None]:
+def inplace_disabled(root: nn.Module) -> Iterator[None]:
     """Turn every ``inplace=True`` flag off for the duration: an in-place op on a captured output would rewrite
     the graph the gradient runs through. The flags are restored even when the body raises."""
     switched = [m for m in root.modules() if getattr(m, "inplace", None) is True]
@@ -1158,7 +1159,7 @@ def effective_receptive_field(model: LoadedModel, x: Tensor, layer: str, index: 
             found["output"] = value
             raise _StopForward
 
-    with model.lock, _inplace_disabled(root), torch.enable_grad():
+    with model.lock, inplace_disabled(root), torch.enable_grad():
         image = x[:1].detach().clone().requires_grad_(True)
         with _hooked(root, [path], after=after):
             _run(root, image)

@@ -19,26 +19,6 @@ from cnn_explorer.zoo import IMAGENET_MODELS, ModelUnavailable, available_models
 BUILTIN = ("tinyvgg-shapes", "lenet5-digits")
 
 
-@pytest.fixture(scope="session")
-def hub_cache(tmp_path_factory) -> Path:
-    """A torch hub cache holding randomly initialised ImageNet state_dicts under torchvision's file names."""
-    home = tmp_path_factory.mktemp("torch_home")
-    checkpoints = home / "hub" / "checkpoints"
-    checkpoints.mkdir(parents=True)
-    for name in IMAGENET_MODELS:
-        weights = torchvision.models.get_model_weights(name).DEFAULT
-        torch.manual_seed(0)
-        state = torchvision.models.get_model(name, weights=None).state_dict()
-        torch.save(state, checkpoints / Path(weights.url).name)
-    return home
-
-
-@pytest.fixture
-def cached_hub(hub_cache, monkeypatch) -> Path:
-    monkeypatch.setenv("TORCH_HOME", str(hub_cache))
-    return hub_cache
-
-
 @pytest.fixture
 def photo() -> Image.Image:
     rng = torch.Generator().manual_seed(0)

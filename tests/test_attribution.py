@@ -1,0 +1,377 @@
+"""Explanation methods: exact values against autograd, captum and TorchCAM called directly, and the paper formulas;
+one contract over every method × model; the module left as found; threads sharing one model."""
+
+import threading
+from collections import OrderedDict
+
+import pytest
+import torch
+import torch.nn.functional as F
+from captum.attr import GuidedBackprop, IntegratedGradients, NoiseTunnel, Occlusion, Saliency
+from torch import nn
+from torchcam.methods import GradCAM, GradCAMpp, LayerCAM, ScoreCAM
+
+from cnn_explorer import METHODS, explain, load_model
+from cnn_explorer.attribution import (
+    Cancelled,
+    cam_layers,
+    default_cam_layer,
+    explain_batch,
+    gradcam_steps,
+    resolve_target,
+)
+from cnn_explorer.images import load_sample, samples_for
+from cnn_explorer.preprocess import Preprocess
+from cnn_explorer.zoo import LoadedModel
+
+MODELS = ("tinyvgg-shapes", "lenet5-digits", "resnet18")
+
+
+def _model_state(module: nn.Module) -> dict:
+    """Everything explaining must leave unchanged: weights, modes, in-place flags, hooks, stored gradients."""
+    return {
+        "weights": {k: v.clone() for k, v in module.state_dict().items()},
+        "training": [m.training for m in module.modules()],
+        "inplace": [getattr(m, "inplace", None) for m in module.modules()],
+        "hooks": [
+            len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) + len(m._backward_pre_hooks)
+            for m in module.modules()
+        ],
+        "grads": [p.grad is None for p in module.parameters()],
+        "requires_grad": [p.requires_grad for p in module.parameters()],
+    }
+
+
+def _assert_same_state(before: dict, after: dict) -> None:
+    assert before["training"] == after["training"]
+    assert before["inplace"] == after["inplace"]
+    assert before["hooks"] == after["hooks"] and not any(after["hooks"])
+    assert before["grads"] == after["grads"]
+    assert before["requires_grad"] == after["requires_grad"]
+    for key, value in before["weights"].items():
+        assert torch.equal(value, after["weights"][key]), key
+
+
+@pytest.fixture(scope="module")
+def tinyvgg() -> LoadedModel:
+    return load_model("tinyvgg-shapes")
+
+
+@pytest.fixture(scope="module")
+def shape_input(tinyvgg) -> torch.Tensor:
+    return tinyvgg.preprocess(load_sample(samples_for("tinyvgg-shapes", made_for_it=True)[0]))
+
+
+def _input_for(model: LoadedModel) -> torch.Tensor:
+    sample = samples_for(model.name, made_for_it=True) or samples_for(model.name)
+    return model.preprocess(load_sample(sample[0]))
+
+
+class _Trap(nn.Module):
+    """A VGG-like net with torchvision's traps: an in-place ReLU right after the CAM layer and a reused ReLU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(3)
+        self.features = nn.Sequential(
+            OrderedDict(
+                conv1=nn.Conv2d(3, 6, 3, padding=1),
+                relu1=nn.ReLU(inplace=True),
+                pool=nn.MaxPool2d(2),
+                conv2=nn.Conv2d(6, 8, 3, padding=1),
+                relu2=nn.ReLU(inplace=True),
+            )
+        )
+        self.fc = nn.Linear(8 * 8 * 8, 16)
+        self.shared_relu = nn.ReLU(inplace=True)
+        self.out = nn.Linear(16, 4)
+
+    def forward(self, x):
+        h = self.shared_relu(self.fc(torch.flatten(self.features(x), 1)))
+        return self.out(self.shared_relu(h))  # reused, as torchvision's ResNet blocks reuse theirs
+
+
+@pytest.fixture
+def trap() -> LoadedModel:
+    return LoadedModel(
+        name="trap",
+        module=_Trap().eval(),
+        input_size=(3, 16, 16),
+        class_names=("a", "b", "c", "d"),
+        preprocess=Preprocess(resize=16, crop=16),
+        summary="",
+        card="",
+    )
+
+
+def _hand_gradcam(module: nn.Module, layer: nn.Module, x: torch.Tensor, target: int) -> torch.Tensor:
+    """ReLU(Σ_k mean(∂y/∂A_k) · A_k), with A captured as a clone (no in-place op can rewrite it)."""
+    kept = {}
+    handle = layer.register_forward_hook(lambda m, i, o: kept.setdefault("A", o))
+    try:
+        score = module(x.clone().requires_grad_(True))[0, target]
+    finally:
+        handle.remove()
+    (gradient,) = torch.autograd.grad(score, kept["A"])
+    weights = gradient[0].mean(dim=(1, 2))
+    return torch.relu((weights[:, None, None] * kept["A"][0].detach()).sum(dim=0))
+
+
+# ── exact values ────────────────────────────────────────────────────────────────────────────────────────────────
+
+
+def test_gradcam_equals_the_formula_by_hand(tinyvgg, shape_input):
+    result = explain(tinyvgg, shape_input, "gradcam")
+    expected = _hand_gradcam(tinyvgg.module, tinyvgg.module.get_submodule(result.layer), shape_input, result.target)
+    torch.testing.assert_close(result.attribution, expected, rtol=1e-5, atol=1e-6)
+    upsampled = F.interpolate(expected[None, None], size=(64, 64), mode="bilinear", align_corners=False)[0, 0]
+    torch.testing.assert_close(result.heatmap, upsampled, rtol=1e-5, atol=1e-6)
+    assert result.attribution.max() > 0  # a real map, not all zeros
+
+
+def test_gradcam_sees_the_activation_before_an_inplace_relu(trap):
+    x = torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    inplace_free = _Trap().eval()
+    for m in inplace_free.modules():
+        if isinstance(m, nn.ReLU):
+            m.inplace = False
+    for target in range(4):
+        result = explain(trap, x, "gradcam", target=target, layer="features.conv2")
+        expected = _hand_gradcam(inplace_free, inplace_free.features.conv2, x, target)
+        torch.testing.assert_close(result.attribution, expected, rtol=1e-5, atol=1e-6)
+    assert all(m.inplace for m in trap.module.modules() if isinstance(m, nn.ReLU))
+
+
+def test_gradcam_steps_match_the_method_and_each_other(tinyvgg, shape_input):
+    steps = gradcam_steps(tinyvgg, shape_input, target="star", layer="conv_1_2")
+    result = explain(tinyvgg, shape_input, "gradcam", target="star", layer="conv_1_2")
+    assert steps.target == tinyvgg.class_names.index("star") == result.target
+    torch.testing.assert_close(steps.weights, steps.gradients.mean(dim=(1, 2)))
+    torch.testing.assert_close(steps.weighted_sum, (steps.weights[:, None, None] * steps.activations).sum(0))
+    torch.testing.assert_close(steps.cam, steps.weighted_sum.clamp_min(0))
+    torch.testing.assert_close(steps.cam, result.attribution, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(steps.upsampled, result.heatmap, rtol=1e-5, atol=1e-6)
+    with torch.no_grad():
+        assert steps.score == pytest.approx(float(tinyvgg.module(shape_input)[0, steps.target]), rel=1e-5)
+
+
+def test_saliency_is_the_absolute_input_gradient(tinyvgg, shape_input):
+    result = explain(tinyvgg, shape_input, "saliency", target=2)
+    x = shape_input.clone().requires_grad_(True)
+    (gradient,) = torch.autograd.grad(tinyvgg.module(x)[0, 2], x)
+    torch.testing.assert_close(result.attribution, gradient[0].abs())
+    torch.testing.assert_close(result.heatmap, gradient[0].abs().amax(dim=0))
+
+
+def test_integrated_gradients_are_complete(tinyvgg, shape_input):
+    result = explain(tinyvgg, shape_input, "integrated_gradients", steps=200)
+    with torch.no_grad():
+        gap = (
+            tinyvgg.module(shape_input)[0, result.target]
+            - tinyvgg.module(torch.zeros_like(shape_input))[0, result.target]
+        )
+    assert float(result.attribution.sum()) == pytest.approx(float(gap), rel=0.02)
+    assert float(result.heatmap.sum()) == pytest.approx(float(result.attribution.sum()), rel=1e-4)
+
+
+def test_integrated_gradients_equal_captum_called_directly(tinyvgg, shape_input):
+    result = explain(tinyvgg, shape_input, "integrated_gradients", target=1, steps=32)
+    direct = IntegratedGradients(tinyvgg.module).attribute(shape_input, target=1, n_steps=32, baselines=0.0)
+    torch.testing.assert_close(result.attribution, direct[0], rtol=1e-4, atol=1e-6)
+
+
+def test_smoothgrad_scales_noise_to_the_input_range(tinyvgg, shape_input):
+    result = explain(tinyvgg, shape_input, "smoothgrad", target=4, samples=8, noise=0.2, seed=7)
+    torch.manual_seed(7)
+    span = float(shape_input.max() - shape_input.min())
+    direct = NoiseTunnel(Saliency(tinyvgg.module)).attribute(
+        shape_input, nt_type="smoothgrad", nt_samples=8, stdevs=0.2 * span, target=4, abs=False
+    )
+    torch.testing.assert_close(result.attribution, direct[0], rtol=1e-4, atol=1e-6)
+    again = explain(tinyvgg, shape_input, "smoothgrad", target=4, samples=8, noise=0.2, seed=8)
+    assert not torch.allclose(again.attribution, result.attribution)  # the seed matters
+
+
+def test_guided_backprop_and_guided_gradcam_follow_the_paper(tinyvgg, shape_input):
+    guided = GuidedBackprop(tinyvgg.module).attribute(shape_input, target=0)[0]
+    torch.testing.assert_close(explain(tinyvgg, shape_input, "guided_backprop", target=0).attribution, guided)
+    cam = explain(tinyvgg, shape_input, "gradcam", target=0).heatmap
+    combined = explain(tinyvgg, shape_input, "guided_gradcam", target=0)
+    torch.testing.assert_close(combined.attribution, guided * cam, rtol=1e-5, atol=1e-7)
+
+
+def test_batched_occlusion_equals_captum_one_perturbation_per_pass(tinyvgg, shape_input):
+    result = explain(tinyvgg, shape_input, "occlusion", target=3, window=0.125, stride=0.5, batch=64)
+    direct = Occlusion(tinyvgg.module).attribute(
+        shape_input, sliding_window_shapes=(3, 8, 8), strides=(3, 4, 4), baselines=0.0, target=3
+    )
+    torch.testing.assert_close(result.attribution, direct[0], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("method", "cam_class"), [("gradcam", GradCAM), ("layercam", LayerCAM), ("scorecam", ScoreCAM)]
+)
+def test_cam_methods_equal_torchcam_called_directly(tinyvgg, shape_input, method, cam_class):
+    result = explain(tinyvgg, shape_input, method, target=5, layer="conv_2_1")
+    with cam_class(tinyvgg.module, target_layer="conv_2_1") as extractor:
+        scores = tinyvgg.module(shape_input.clone().requires_grad_(True))
+        (direct,) = extractor(class_idx=5, scores=scores, normalized=False)
+    torch.testing.assert_close(result.attribution, direct[0].detach(), rtol=1e-4, atol=1e-6)
+
+
+def test_gradcam_plus_plus_weights_follow_the_paper(tinyvgg, shape_input):
+    """Chattopadhyay et al., eq. 19 with the exponential-score closed form: α = g² / (2g² + Σ A·g³)."""
+    steps = gradcam_steps(tinyvgg, shape_input, target=1, layer="conv_2_2")
+    a, g = steps.activations, steps.gradients
+    denominator = 2 * g**2 + (a * g**3).sum(dim=(1, 2), keepdim=True)
+    alpha = g**2 / torch.where(denominator != 0, denominator, torch.ones_like(denominator))
+    weights = (alpha * torch.relu(g)).sum(dim=(1, 2))
+    expected = torch.relu((weights[:, None, None] * a).sum(dim=0))
+    result = explain(tinyvgg, shape_input, "gradcam++", target=1, layer="conv_2_2")
+    torch.testing.assert_close(result.attribution, expected, rtol=1e-4, atol=1e-6)
+    # TorchCAM 0.5.0's own GradCAMpp divides a copy (alpha[mask].div_), so its maps differ from the formula.
+    with GradCAMpp(tinyvgg.module, target_layer="conv_2_2") as extractor:
+        (torchcam_map,) = extractor(class_idx=1, scores=tinyvgg.module(shape_input.clone().requires_grad_(True)))
+    assert not torch.allclose(torchcam_map[0].detach(), result.attribution / result.attribution.max(), atol=1e-3)
+
+
+# ── contract over every method × model ─────────────────────────────────────────────────────────────────────────
+
+
+@pytest.fixture(scope="module")
+def zoo_models(hub_cache) -> dict[str, LoadedModel]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TORCH_HOME", str(hub_cache))
+        return {name: load_model(name) for name in MODELS}
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("method", list(METHODS))
+def test_every_method_on_every_model(zoo_models, name, method):
+    model = zoo_models[name]
+    x = _input_for(model)
+    before = _model_state(model.module)
+    params = {"steps": 8} if method == "integrated_gradients" else {"samples": 4} if method == "smoothgrad" else {}
+    first = explain(model, x, method, **params)
+    second = explain(model, x, method, **params)
+    _assert_same_state(before, _model_state(model.module))
+    assert first.heatmap.shape == x.shape[-2:]
+    assert torch.isfinite(first.heatmap).all() and torch.isfinite(first.attribution).all()
+    assert first.layer == (default_cam_layer(model) if METHODS[method].uses_layer else None)
+    if METHODS[method].reduction == "upsample":  # a CAM, at the layer's resolution
+        assert first.attribution.shape == cam_layers(model)[first.layer]
+    else:
+        assert first.attribution.shape == x.shape[1:]
+    assert first.target == int(model.module(x).argmax())
+    assert torch.equal(first.attribution, second.attribution)  # deterministic
+
+
+def test_default_cam_layer_keeps_a_spatial_layout(zoo_models):
+    assert default_cam_layer(zoo_models["tinyvgg-shapes"]) == "conv_2_2"
+    assert default_cam_layer(zoo_models["lenet5-digits"]) == "c3"  # c5 is 1×1
+    assert default_cam_layer(zoo_models["resnet18"]) == "layer4.1.conv2"
+    assert "layer1.0.downsample.0" not in cam_layers(zoo_models["resnet18"])  # layer1 has no downsample
+    assert "layer2.0.downsample.0" in cam_layers(zoo_models["resnet18"])
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_a_batch_gives_the_maps_of_each_input_alone(tinyvgg, method):
+    samples = samples_for("tinyvgg-shapes", made_for_it=True)[:3]
+    x = torch.cat([tinyvgg.preprocess(load_sample(s)) for s in samples])
+    params = {"samples": 4} if method == "smoothgrad" else {}
+    batched = explain_batch(tinyvgg, x, method, **params)
+    for i, together in enumerate(batched):
+        alone = explain(tinyvgg, x[i : i + 1], method, **params)
+        assert together.target == alone.target
+        torch.testing.assert_close(together.attribution, alone.attribution, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["saliency", "gradcam", "occlusion"])
+def test_the_target_changes_the_map(tinyvgg, shape_input, method):
+    first = explain(tinyvgg, shape_input, method, target=0)
+    other = explain(tinyvgg, shape_input, method, target="heart")
+    assert (first.target, other.target) == (0, tinyvgg.class_names.index("heart"))
+    assert not torch.allclose(first.attribution, other.attribution)
+
+
+def test_threads_sharing_one_model_get_the_sequential_results(tinyvgg, shape_input):
+    methods = ["gradcam", "saliency", "layercam", "guided_backprop", "gradcam++", "integrated_gradients"]
+    expected = {
+        m: explain(tinyvgg, shape_input, m, steps=8)
+        if m == "integrated_gradients"
+        else explain(tinyvgg, shape_input, m)
+        for m in methods
+    }
+    results, errors = [], []
+
+    def work(method: str) -> None:
+        try:
+            for _ in range(5):
+                params = {"steps": 8} if method == "integrated_gradients" else {}
+                results.append((method, explain(tinyvgg, shape_input, method, **params)))
+        except Exception as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(m,)) for m in methods]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(results) == 5 * len(methods)
+    for method, result in results:
+        assert torch.equal(result.attribution, expected[method].attribution), method
+
+
+# ── progress, cancelling, errors ────────────────────────────────────────────────────────────────────────────────
+
+
+def test_progress_rises_to_one(tinyvgg, shape_input):
+    seen: list[float] = []
+    explain(tinyvgg, shape_input, "integrated_gradients", steps=40, batch=10, progress=seen.append)
+    assert seen == sorted(seen) and seen[-1] == 1.0 and len(seen) >= 5
+
+
+def test_cancelling_stops_and_leaves_the_model_as_found(tinyvgg, shape_input):
+    before = _model_state(tinyvgg.module)
+    passes = []
+
+    def stop_after_two() -> bool:
+        passes.append(1)
+        return len(passes) > 2
+
+    with pytest.raises(Cancelled):
+        explain(tinyvgg, shape_input, "occlusion", batch=4, should_stop=stop_after_two)
+    assert len(passes) == 3
+    _assert_same_state(before, _model_state(tinyvgg.module))
+    assert not tinyvgg.lock._is_owned()
+
+
+def test_clear_errors(tinyvgg, shape_input):
+    with pytest.raises(ValueError, match=r"Unknown method 'lrp'. Methods: saliency"):
+        explain(tinyvgg, shape_input, "lrp")
+    with pytest.raises(ValueError, match="Steps along the path must be between 8 and 300; got 3"):
+        explain(tinyvgg, shape_input, "integrated_gradients", steps=3)
+    with pytest.raises(ValueError, match="Baseline must be one of zero, blurred"):
+        explain(tinyvgg, shape_input, "integrated_gradients", baseline="white")
+    with pytest.raises(ValueError, match=r"Saliency .* has no parameter steps; its parameters: none"):
+        explain(tinyvgg, shape_input, "saliency", steps=3)
+    with pytest.raises(
+        ValueError, match=r"'fc' is not a convolutional layer of tinyvgg-shapes. Its conv layers: conv_1_1"
+    ):
+        explain(tinyvgg, shape_input, "gradcam", layer="fc")
+    with pytest.raises(ValueError, match="has no class 'dog'"):
+        explain(tinyvgg, shape_input, "saliency", target="dog")
+    with pytest.raises(ValueError, match="use 0–9"):
+        resolve_target(tinyvgg, 10)
+    with pytest.raises(ValueError, match=r"takes one input \[1, C, H, W\]"):
+        explain(tinyvgg, shape_input.repeat(2, 1, 1, 1), "saliency")
+    with pytest.raises(ValueError, match=r"takes inputs \[N, 3, 64, 64\]"):
+        explain(tinyvgg, torch.zeros(1, 1, 64, 64), "saliency")
+
+
+def test_every_method_documents_itself():
+    for key, spec in METHODS.items():
+        assert spec.key == key and spec.url.startswith("https://") and spec.summary and spec.paper
+        for param in spec.params:
+            assert spec.checked({param.name: param.default})[param.name] == param.default
