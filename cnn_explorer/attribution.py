@@ -39,6 +39,7 @@ __all__ = [
     "GradCamSteps",
     "MethodSpec",
     "Param",
+    "blurred",
     "cam_layers",
     "default_cam_layer",
     "explain",
@@ -585,7 +586,7 @@ def _saliency(module: nn.Module, x: Tensor, targets: list[int], layer: str | Non
 def _integrated_gradients(
     module: nn.Module, x: Tensor, targets: list[int], layer: str | None, values: dict, seed: int
 ) -> Tensor:
-    baseline = _blurred(x) if values["baseline"] == "blurred" else torch.zeros_like(x)
+    baseline = blurred(x) if values["baseline"] == "blurred" else torch.zeros_like(x)
     ig = IntegratedGradients(module)
     return ig.attribute(
         x, baselines=baseline, target=targets, n_steps=values["steps"], internal_batch_size=values["batch"]
@@ -676,7 +677,9 @@ def _guided_gradcam(
     return _guided_backprop(module, x, targets, None, values, seed) * upsampled
 
 
-def _blurred(x: Tensor) -> Tensor:
+def blurred(x: Tensor) -> Tensor:
+    """``x`` under a Gaussian blur of standard deviation 10 % of the shorter side (at least 1 pixel), edges
+    replicated: the "blurred" baseline of integrated gradients and the start of the insertion curve in ``trust``."""
     sigma = max(1.0, _BLUR_SIGMA * min(x.shape[-2:]))
     radius = int(3 * sigma)
     kernel = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=x.dtype) / sigma) ** 2)
