@@ -49,6 +49,7 @@ __all__ = [
     "cached_layer_table",
     "cached_prediction",
     "filters_and_statistics",
+    "grid_picker",
     "grid_table",
     "layer_overview",
     "layer_stepper",
@@ -459,6 +460,57 @@ def bounded_number(label: str, upper: int, key: str, default: int = 0, **kwargs)
     if remembered is None or not 0 <= remembered <= upper:
         st.session_state[key] = min(max(int(default if remembered is None else remembered), 0), upper)
     return int(st.number_input(label, min_value=0, max_value=upper, step=1, key=key, **kwargs))
+
+
+def grid_picker(
+    grid: render.FeatureGrid, maps: Tensor, channel: int, channel_key: str, key: str = "layer_grid"
+) -> None:
+    """The tiled feature maps, where hovering a map shows its channel and range and clicking it picks it.
+
+    A click sets the session value of the number input ``channel_key`` (in a callback, which runs before the script,
+    so the input already shows the clicked channel when it is drawn); that input stays the keyboard path to the same
+    choice.
+
+    Args:
+        grid: From :func:`~cnn_explorer.render.feature_grid` of ``maps``, with ``channel`` framed.
+        maps: The layer's maps ``[C, H, W]``, for the tooltips.
+        channel: The channel chosen now.
+        channel_key: Session key of the channel's number input.
+        key: Prefix of the chart's key.
+    """
+    # One chart per chosen channel: a chart remembers its last click, and clicking the same map again after the
+    # channel was typed would change nothing. A fresh chart starts with no selection, so every click counts.
+    chart_key = f"{key}_{channel}"
+    st.html(_grid_style(f'[class*="st-key-{key}_"]', grid.image.width))
+    st.altair_chart(
+        render.grid_chart(grid, maps),
+        width="content",
+        theme=None,
+        key=chart_key,
+        on_select=lambda: _pick_channel(chart_key, channel_key),
+        selection_mode=render.GRID_SELECTION,
+    )
+
+
+def _grid_style(chart: str, width: int) -> str:
+    """CSS for a grid chart (CSS selector ``chart``) whose image is ``width`` pixels wide.
+
+    The chart is drawn at the image's size, its pixels unsmoothed (a value stays a square, on high-density screens
+    too). A column narrower than that shrinks it as a whole (the SVG keeps its aspect ratio), and only then are the
+    pixels smoothed: dropping whole rows of pixels would thin out the gaps and the frame of the selected map.
+    """
+    rules = (
+        f"{chart} {{container-type: inline-size; width: 100%}}",  # the column's width, for the query below
+        f"{chart} svg.marks {{max-width: 100%; height: auto}}",
+        f"@container (max-width: {width - 1}px) {{{chart} svg.marks image {{image-rendering: auto !important}}}}",
+    )
+    return f"<style>{' '.join(rules)}</style>"
+
+
+def _pick_channel(chart_key: str, channel_key: str) -> None:
+    points = st.session_state[chart_key].selection.get(render.GRID_SELECTION) or []
+    if points:  # a click beside the maps clears the selection: keep the channel then
+        st.session_state[channel_key] = int(points[0]["channel"])
 
 
 def _scale(values: np.ndarray, value_range: tuple[float, float] | None) -> tuple[float, float, int]:

@@ -57,8 +57,12 @@ if output.dim() == 3:
     cell = min(200, max(48, 620 // math.ceil(math.sqrt(output.shape[0]))))  # fill the column, ≤ 16 maps a row
     grid = render.feature_grid(output, scope, capture.value_range, highlight=channel, cell=cell, max_width=900)
     low, high = grid.ranges[channel]
-    with maps, st.container(height=560 if grid.image.height > 560 else "content", border=False):
-        st.image(grid.image, caption=f"All {output.shape[0]} maps, channel {channel} framed")
+    with maps:
+        with st.container(height=560 if grid.image.height > 560 else "content", border=False):
+            ui.grid_picker(grid, output, channel, "layer_channel")
+        st.caption(
+            f"All {output.shape[0]} maps, channel {channel} framed: hover a map for its values, click to pick it"
+        )
     with detail:
         selected = render.map_image(output[channel], low, high, grid.cmap)
         st.image(selected, width=320)

@@ -1,16 +1,15 @@
-"""AppTest for the Layers page: stepping through every layer, the arithmetic of one value, colour scopes, ImageNet.
+"""AppTest for the Layers page: stepping through every layer, the arithmetic of one value, colour scopes, picking a
+channel on the grid, and an ImageNet model from a test hub cache.
 
 The arithmetic the page shows is checked against ``explain_unit`` called directly on activations captured with the
 library alone, for the same model, image and unit as the page's widgets say.
 """
 
-import os
-from pathlib import Path
-from urllib.parse import urlparse
+import json
 
+import pyarrow as pa
 import pytest
-import torch
-import torchvision
+from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.testing.v1 import AppTest
 
 from cnn_explorer import layers, render
@@ -92,7 +91,8 @@ def _step_through_every_layer(at: AppTest, reference: Reference) -> list[str]:
         assert any(str(header.value).startswith(f"{name} · ") for header in at.subheader)
         _assert_arithmetic_matches(at, reference)
         if reference.outputs[name].dim() == 4:
-            assert len(at.image) >= 2, "the grid and the selected map are drawn"
+            assert len(_grid_tiles(at)) == reference.outputs[name].shape[1], "the grid: one tile per map"
+            assert len(at.image) >= 1, "the selected map"
         seen.append(name)
         next_button = at.button(key="layer_step_next")
         if position == len(names) - 1:
@@ -165,10 +165,32 @@ def test_the_slider_jumps_to_any_layer_and_pickers_stay_in_range(app: AppTest) -
         _assert_arithmetic_matches(app, reference)
 
 
-def _grid_url(at: AppTest) -> str:
-    grids = [image.url for element in at.image for image in element.proto.imgs if image.caption.startswith("All ")]
-    assert len(grids) == 1, "one grid of feature maps"
-    return grids[0]
+def _grid_chart(at: AppTest):
+    """The chart of the feature-map grid (AppTest has no class for charts: an element of type vega_lite_chart)."""
+    charts = [chart for chart in at.get("vega_lite_chart") if (chart.key or "").startswith("layer_grid_")]
+    assert len(charts) == 1, "one grid of feature maps"
+    return charts[0]
+
+
+def _grid_tiles(at: AppTest) -> list[dict]:
+    """The grid chart's tile table, as the browser receives it (Arrow)."""
+    (dataset,) = _grid_chart(at).proto.datasets
+    return pa.ipc.open_stream(dataset.data.data).read_all().to_pylist()
+
+
+def _click_tile(at: AppTest, channel: int | None) -> AppTest:
+    """Run the page as after a click on the tile of ``channel`` (None: a click beside the maps).
+
+    AppTest cannot click a chart, so this sends the widget state the browser sends on a click: the chart's point
+    selection ``{"selection": {"tile": [{"channel": …}]}}`` (empty beside the maps), with every other widget as it is.
+    """
+    points = [] if channel is None else [{"channel": channel}]
+    states = at._tree.get_widget_states()
+    selection = json.dumps({"selection": {render.GRID_SELECTION: points}})
+    states.widgets.append(WidgetState(id=_grid_chart(at).proto.id, string_value=selection))
+    at._run(states)
+    _assert_clean(at)
+    return at
 
 
 def test_every_colour_scope_draws_the_grid_with_its_range(app: AppTest) -> None:
@@ -180,7 +202,7 @@ def test_every_colour_scope_draws_the_grid_with_its_range(app: AppTest) -> None:
         _assert_clean(app)
         assert app.segmented_control(key="layer_scope").value == scope
         assert render.SCALES[scope].description in [str(caption.value) for caption in app.caption]
-        grids[scope] = _grid_url(app)
+        grids[scope] = _grid_chart(app).proto.spec  # holds the grid image as a data URL
     assert grids["map"] != grids["layer"], "per-map colours differ from one range over the layer"
 
 
@@ -231,12 +253,48 @@ def test_downloads_offer_the_grid_and_the_selected_map(app: AppTest) -> None:
     assert labels == ["Download the grid (PNG)", f"Download channel {channel} (PNG)"]
 
 
-def test_an_imagenet_model_in_the_hub_cache_renders_its_first_layers(app: AppTest) -> None:
-    weights = torchvision.models.get_model_weights("mobilenet_v3_small").DEFAULT
-    checkpoint = Path(os.environ["TORCH_HOME"]) / "hub" / "checkpoints" / os.path.basename(urlparse(weights.url).path)
-    checkpoint.parent.mkdir(parents=True)
-    torch.manual_seed(0)
-    torch.save(torchvision.models.get_model("mobilenet_v3_small", weights=None).state_dict(), checkpoint)
+def test_clicking_a_map_picks_its_channel_and_the_input_follows(app: AppTest) -> None:
+    _open_layers(app)
+    reference = Reference(app)
+    layer = _current_layer(app)
+    assert _widget_value(app, "layer_channel") == 0
+
+    _click_tile(app, 3)
+    assert _widget_value(app, "layer_channel") == 3, "the number input shows the clicked channel"
+    assert _current_layer(app) == layer
+    assert any(
+        str(caption.value).startswith(f"All {reference.outputs[layer].shape[1]} maps, channel 3 framed")
+        for caption in app.caption
+    )
+    _assert_arithmetic_matches(app, reference)  # the unit below is in channel 3 now
+
+    app.number_input(key="layer_channel").set_value(5).run()  # the keyboard path still works …
+    assert _widget_value(app, "layer_channel") == 5
+    _click_tile(app, 3)  # … and clicking the map picked before it counts again
+    assert _widget_value(app, "layer_channel") == 3
+    _click_tile(app, None)  # a click beside the maps keeps the channel
+    assert _widget_value(app, "layer_channel") == 3
+    _assert_arithmetic_matches(app, reference)
+
+
+def test_the_grid_tiles_carry_the_captured_values_of_their_maps(app: AppTest) -> None:
+    _open_layers(app)
+    reference = Reference(app)
+    app.button(key="layer_step_next").click().run()
+    output = reference.outputs[_current_layer(app)][0].double()
+
+    tiles = _grid_tiles(app)
+
+    assert [tile["channel"] for tile in tiles] == list(range(output.shape[0]))
+    for tile in tiles:
+        values = output[tile["channel"]]
+        assert (tile["min"], tile["max"]) == (float(values.min()), float(values.max()))
+        assert tile["mean"] == pytest.approx(float(values.mean()), rel=1e-9)
+    boxes = [(tile["top"], tile["left"], tile["bottom"], tile["right"]) for tile in tiles]
+    assert len(set(boxes)) == len(boxes) and all(bottom > top and right > left for top, left, bottom, right in boxes)
+
+
+def test_mobilenet_from_the_hub_cache_renders_its_first_layers(cached_hub, app: AppTest) -> None:
     _open_layers(app)
     app.button(key="layer_step_next").click().run()  # a later layer first: switching the model starts over
     _select_model(app, "mobilenet_v3_small")
