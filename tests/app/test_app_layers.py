@@ -1,5 +1,5 @@
 """AppTest for the Layers page: stepping through every layer, the arithmetic of one value, colour scopes, picking a
-channel on the grid, and an ImageNet model from a test hub cache.
+channel on the grid, and ImageNet models (resnet18, vgg16, mobilenet_v3_small) from a test hub cache.
 
 The arithmetic the page shows is checked against ``explain_unit`` called directly on activations captured with the
 library alone, for the same model, image and unit as the page's widgets say.
@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from cnn_explorer import layers, render
 from cnn_explorer.images import load_image, sample_bytes
-from cnn_explorer.layers import capture_layers, explain_unit, list_layers
+from cnn_explorer.layers import capture_layers, describe, explain_unit, list_layers
 from cnn_explorer.zoo import load_model
 
 PAGE = "pages/layers.py"
@@ -292,6 +292,84 @@ def test_the_grid_tiles_carry_the_captured_values_of_their_maps(app: AppTest) ->
         assert tile["mean"] == pytest.approx(float(values.mean()), rel=1e-9)
     boxes = [(tile["top"], tile["left"], tile["bottom"], tile["right"]) for tile in tiles]
     assert len(set(boxes)) == len(boxes) and all(bottom > top and right > left for top, left, bottom, right in boxes)
+
+
+# Layers that each ImageNet model's page is stepped to: every kind that the built-in models lack.
+IMAGENET_STOPS = {
+    "resnet18": (
+        "conv1",
+        "bn1",  # batch norm
+        "maxpool",
+        "layer1.0.conv1",  # the first layer inside a residual block
+        "layer1.0.bn2",
+        "layer1.0.relu#2",  # the ReLU after the residual add: its input is bn2 + the block's input
+        "layer2.0.downsample.0",  # the 1×1 convolution of a shortcut
+        "layer2.0.downsample.1",
+        "avgpool",  # adaptive average pooling
+        "fc",
+    ),
+    "vgg16": ("features.0", "features.4", "avgpool", "classifier.0", "classifier.2", "classifier.6"),  # … dropout
+}
+
+
+def _assert_explained(at: AppTest, info) -> None:
+    assert f"{info.name} · {info.kind}" in [str(header.value) for header in at.subheader]
+    text = "\n".join(str(markdown.value) for markdown in at.markdown)
+    assert info.description in text
+    if info.block:
+        assert describe(info.block) in text
+
+
+@pytest.mark.parametrize("model_name", IMAGENET_STOPS)
+def test_an_imagenet_model_explains_every_kind_of_layer(cached_hub, app: AppTest, model_name: str) -> None:
+    _open_layers(app)
+    _select_model(app, model_name)
+    reference = Reference(app)
+    infos = {info.name: info for info in reference.layers}
+    kinds = {infos[name].kind for name in IMAGENET_STOPS[model_name]}
+    assert {"Conv2d", "AdaptiveAvgPool2d", "Linear"} <= kinds
+    assert ({"BatchNorm2d"} if model_name == "resnet18" else {"Dropout", "MaxPool2d"}) <= kinds
+
+    for name in IMAGENET_STOPS[model_name]:
+        app.select_slider(key="layer_step").set_value(name).run()
+
+        _assert_clean(app)
+        assert _current_layer(app) == name
+        _assert_explained(app, infos[name])
+        _assert_arithmetic_matches(app, reference)
+        output = reference.outputs[name]
+        if output.dim() == 4:
+            assert len(_grid_tiles(app)) == output.shape[1]
+        else:  # a vector: bars or a profile in a figure, never a grid of squashed maps
+            assert not [chart for chart in app.get("vega_lite_chart") if (chart.key or "").startswith("layer_grid_")]
+            assert app.image
+        if name == "layer1.0.relu#2":  # the residual add, seen in the arithmetic of the ReLU that follows it
+            unit = reference.unit_shown(app)
+            added = reference.outputs["layer1.0.bn2"] + reference.outputs["maxpool"]
+            assert unit.before == pytest.approx(float(added[(0, *unit.index)]), rel=1e-5, abs=1e-6)
+            assert any(f"**{unit.before:.6g}**" in str(markdown.value) for markdown in app.markdown)
+
+
+def test_the_arithmetic_of_a_resnet_conv_unit_picked_on_the_grid(cached_hub, app: AppTest) -> None:
+    _open_layers(app)
+    _select_model(app, "resnet18")
+    reference = Reference(app)
+    app.select_slider(key="layer_step").set_value("layer1.0.conv1").run()
+    _click_tile(app, 7)
+    app.number_input(key="unit_row").set_value(10).run()
+    app.number_input(key="unit_col").set_value(41).run()
+
+    _assert_clean(app)
+    unit = reference.unit_shown(app)
+    assert unit.index == (7, 10, 41)
+    _assert_arithmetic_matches(app, reference)
+    assert any(
+        str(markdown.value).startswith("**Weighted sum** of `layer1.0.conv1` at [7, 10, 41]")
+        for markdown in app.markdown
+    )
+    tables = [str(element.proto.body) for element in app.html if "<table" in str(element.proto.body)]
+    assert len(tables) >= 3 * 4, "patch, kernel and products of the four input channels that contribute most"
+    assert any(f"Σ over 64 channel(s) = {unit.total:.6g}" in str(markdown.value) for markdown in app.markdown)
 
 
 def test_mobilenet_from_the_hub_cache_renders_its_first_layers(cached_hub, app: AppTest) -> None:

@@ -1,9 +1,15 @@
-"""Real-browser flow on the Layers page: open it, step with Next, see the layer change, take a screenshot."""
+"""Real-browser flows on the Layers page: step with Next and see the layer change; pick resnet18 (weights from a test
+hub cache) and click a map of the feature grid to pick its channel."""
+
+import re
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from cnn_explorer.layers import list_layers
+from cnn_explorer import render
+from cnn_explorer.images import SAMPLES, load_image, sample_bytes
+from cnn_explorer.layers import capture_activations, list_layers
 from cnn_explorer.zoo import load_model
 
 pytestmark = pytest.mark.e2e
@@ -37,3 +43,68 @@ def test_next_steps_to_the_following_layers(page: Page, idle, expected, save_scr
     assert "Traceback" not in page.inner_text("body")
     assert not page.get_by_test_id("stException").count()
     save_screenshot(page, "layers.png")
+
+
+@pytest.fixture
+def server_hub(server: str, hub_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The test hub cache, seen by the running server.
+
+    The server fixture starts ``streamlit run`` with ``TORCH_HOME`` set to an empty folder of its own
+    (``<basetemp>/e2e-server<n>/torch``); the zoo looks there whenever a model is chosen, so linking the cache's ``hub``
+    folder into it makes the ImageNet models load offline, without a server of their own.
+    """
+    (torch_home,) = tmp_path_factory.getbasetemp().glob("e2e-server[0-9]*/torch")
+    hub = torch_home / "hub"
+    if not hub.exists():
+        hub.symlink_to(hub_cache / "hub", target_is_directory=True)
+    return hub
+
+
+def _tooltip_value(page: Page, name: str) -> float:
+    """A number of the chart tooltip (vega-tooltip writes minus signs as U+2212)."""
+    row = page.locator("#vg-tooltip-element tr").filter(has=page.locator("td.key", has_text=re.compile(f"^{name}$")))
+    return float(row.locator("td.value").inner_text().replace("\u2212", "-"))
+
+
+def test_clicking_a_map_of_resnet18_picks_its_channel(
+    server_hub, cached_hub, page: Page, idle, save_screenshot
+) -> None:
+    sidebar = page.get_by_test_id("stSidebar")
+    model_box = sidebar.get_by_role("combobox", name="Model")
+    model_box.click()
+    page.get_by_role("option", name=re.compile(r"^resnet18 ")).click()
+    idle(page)
+    expect(model_box).to_have_value(re.compile(r"^resnet18 "))
+    _open_layers(page, idle)
+    heading = page.get_by_test_id("stMain").locator("h3").first
+    expect(heading).to_have_text("conv1 · Conv2d")
+    channel_input = page.get_by_label(re.compile(r"^Channel \(0…63\)"))
+    expect(channel_input).to_have_value("0")
+
+    # The values the tooltips should show, recomputed with the library for the sample the sidebar chose.
+    title = sidebar.get_by_role("combobox", name="Sample").input_value()
+    (sample,) = [key for key, entry in SAMPLES.items() if entry.title == title]
+    model = load_model("resnet18")
+    conv1 = capture_activations(model, model.preprocess(load_image(sample_bytes(sample))), ["conv1"])["conv1"][0]
+
+    tiles = page.locator(f"[class*='st-key-layer_grid_'] g.{render.GRID_TILES_VIEW}_marks path")
+    expect(tiles).to_have_count(64)
+    tiles.nth(10).hover()
+    expect(page.locator("#vg-tooltip-element")).to_be_visible()
+    assert _tooltip_value(page, "channel") == 10
+    for name, value in (("min", conv1[10].min()), ("max", conv1[10].max()), ("mean", conv1[10].mean())):
+        assert _tooltip_value(page, name) == pytest.approx(float(value), rel=1e-3, abs=1e-6), name
+
+    tiles.nth(10).click()
+    idle(page)
+
+    expect(channel_input).to_have_value("10")
+    main = page.get_by_test_id("stMain")
+    expect(main.get_by_text("All 64 maps, channel 10 framed")).to_be_visible()
+    expect(main.get_by_text(re.compile(r"^Channel 10: "))).to_be_visible()
+    expect(main).to_contain_text("Weighted sum of conv1 at [10, ")
+    expect(main).to_contain_text("agree to 1e-05")
+    assert "Traceback" not in page.inner_text("body")
+    assert not page.get_by_test_id("stException").count()
+    page.mouse.move(0, 0)  # no tooltip or hover outline over the picture
+    save_screenshot(page, "layers_resnet18_click.png")
