@@ -10,6 +10,7 @@ navigation = st.navigation(
     [
         st.Page("pages/home.py", title="Predict", icon=":material/image_search:", default=True),
         st.Page("pages/layers.py", title="Layers", icon=":material/layers:"),
+        st.Page("pages/explain.py", title="Explain", icon=":material/psychology_alt:"),
     ],
 )
 ui.sidebar()

@@ -493,7 +493,8 @@ def explain_batch(
                 chosen = model.module(x).argmax(dim=1).tolist()
         else:
             chosen = [resolve_target(model, t) for t in targets]
-        attributions = _COMPUTE[method](model.module, x, chosen, layer, values, seed)
+        with torch.enable_grad():  # also under a caller's no_grad (captum's sensitivity_max): CAMs backpropagate
+            attributions = _COMPUTE[method](model.module, x, chosen, layer, values, seed)
     seconds = time.perf_counter() - started
     heatmaps = _heatmaps(spec, attributions, tuple(x.shape[-2:]))
     return [
@@ -527,13 +528,17 @@ def _prepared(module: nn.Module) -> Iterator[None]:
     ReLU modules and hooks are expected on torchvision models and handled, so they are silenced here."""
     modes = [(m, m.training) for m in module.modules()]
     try:
-        module.eval()
+        # A loaded model is in eval mode already; setting a flag goes through Module.__setattr__, slow enough to
+        # be a tenth of a cheap explanation on a small model, so only flags that change are set (here and below).
+        if any(training for _, training in modes):
+            module.eval()
         with inplace_disabled(module), warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             yield
     finally:
         for m, training in modes:
-            m.training = training
+            if m.training != training:
+                m.training = training
 
 
 @contextmanager

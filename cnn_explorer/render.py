@@ -35,8 +35,10 @@ __all__ = [
     "GAP_COLOUR",
     "GRID_SELECTION",
     "GRID_TILES_VIEW",
+    "HEAT_CMAPS",
     "HIGHLIGHT_COLOUR",
     "SCALES",
+    "SIGNS",
     "ColourScale",
     "ColouredMap",
     "FeatureGrid",
@@ -45,11 +47,13 @@ __all__ = [
     "TiledImage",
     "channel_maps",
     "colourbar_figure",
+    "curves_figure",
     "default_cmap",
     "feature_grid",
     "for_display",
     "grid_chart",
     "grid_tiles",
+    "heat_overlay",
     "histogram_figure",
     "kernel_grid",
     "map_image",
@@ -950,4 +954,109 @@ def _long_vector_figure(
     ranked.set_title(f"top {min(top_k, vector.size)} values", fontsize=9)
     for ax in (overview, ranked):
         ax.spines[["top", "right"]].set_visible(False)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------- explanations
+
+#: How a signed heatmap is shown: only what speaks for the class, its size whatever the sign, or both signs.
+SIGNS = {
+    "positive": "Positive: only evidence for the class",
+    "absolute": "Absolute: size, whatever the sign",
+    "all": "All: red for, blue against",
+}
+HEAT_CMAPS = ("jet", "inferno", "viridis", "turbo")
+
+
+def heat_overlay(
+    picture: Image.Image,
+    heatmap: Tensor | np.ndarray,
+    sign: str = "positive",
+    normalized: bool = True,
+    cmap: str = "jet",
+    alpha: float = 0.6,
+    saturate_at: float = 99.0,
+) -> ColouredMap:
+    """An explanation heatmap over the image the network saw, on an explicit colour scale.
+
+    Each pixel's colour is blended in proportion to its value's size (``alpha`` at the top of the scale, nothing at
+    zero), so the image shows through where the map is empty — a uniform blend would tint the whole image. The
+    scale tops out at a percentile of the absolute values (as captum's ``visualize_image_attr`` does), so a few
+    extreme gradient pixels do not wash out the rest; smooth CAMs are hardly affected.
+
+    Args:
+        picture: The image at the input's geometry (any size; the map is resized bilinearly to it).
+        heatmap: ``[H, W]`` values (an :class:`~cnn_explorer.attribution.Explanation` heatmap).
+        sign: A key of :data:`SIGNS`. ``"all"`` keeps the sign and uses a diverging map (RdBu_r) centred on zero.
+        normalized: Scale so the largest absolute value is 1; otherwise the scale is in the map's own units.
+        cmap: Colour map for ``"positive"`` and ``"absolute"``.
+        alpha: Opacity of the colours at the top of the scale.
+        saturate_at: Percentile of the absolute values where the colour scale tops out (100: the largest value).
+
+    Returns:
+        The blended image with the value range its colours span (``vmin``, ``vmax``) and the colour map.
+    """
+    if sign not in SIGNS:
+        raise ValueError(f"sign must be one of {', '.join(SIGNS)}; got {sign!r}.")
+    values = _numpy(heatmap).astype(np.float64)
+    if values.ndim != 2:
+        raise ValueError(f"Expected a heatmap [H, W], got shape {tuple(values.shape)}.")
+    if sign == "positive":
+        values = np.clip(values, 0, None)
+    elif sign == "absolute":
+        values = np.abs(values)
+    magnitudes = np.abs(values)
+    peak = float(np.percentile(magnitudes, saturate_at)) or float(magnitudes.max())  # sparse maps: p99 may be 0
+    scale = peak if peak > 0 else 1.0
+    if normalized:
+        values, peak = values / scale, (1.0 if peak > 0 else 0.0)
+    base = picture.convert("RGB")
+    resized = _resize_bilinear(values, base.height, base.width)
+    top = peak if peak > 0 else 1.0
+    if sign == "all":
+        cmap, vmin, vmax = _DIVERGING, -top, top
+        colours = _lookup(_normalise(resized[None], [(vmin, vmax)], 0.5), cmap)[0, ..., :3]
+    else:
+        vmin, vmax = 0.0, top
+        colours = _lookup(_normalise(resized[None], [(vmin, vmax)], 0.0), cmap)[0, ..., :3]
+    weight = alpha * np.clip(np.abs(resized) / top, 0, 1)[..., None]
+    blended = (1 - weight) * np.asarray(base, dtype=np.float64) + weight * colours
+    image = Image.fromarray(np.clip(np.rint(blended), 0, 255).astype(np.uint8))
+    return ColouredMap(image=image, vmin=vmin, vmax=vmax, cmap=cmap)
+
+
+def curves_figure(
+    fractions: Tensor | np.ndarray,
+    curves: Mapping[str, Tensor | np.ndarray],
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    dashed: Iterable[str] = (),
+) -> Figure:
+    """Several curves over one x axis (deletion/insertion curves, correlations over a randomization cascade).
+
+    Args:
+        fractions: The shared x values.
+        curves: Label → y values, one line each.
+        title: Figure title.
+        xlabel: X axis label.
+        ylabel: Y axis label.
+        dashed: Labels drawn dashed and grey (reference curves such as a random order).
+    """
+    x = _numpy(fractions).ravel()
+    dashed = set(dashed)
+    fig = Figure(figsize=(5, 3.2), layout="constrained")
+    ax = fig.subplots()
+    for label, values in curves.items():
+        y = _numpy(values).ravel()
+        if y.size != x.size:
+            raise ValueError(f"Curve {label!r} has {y.size} values for {x.size} x values.")
+        style = {"linestyle": "--", "color": "grey"} if label in dashed else {}
+        ax.plot(x, y, label=label, linewidth=1.8, **style)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel, fontsize=9)
+    ax.set_ylabel(ylabel, fontsize=9)
+    ax.tick_params(labelsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, frameon=False)
     return fig

@@ -375,3 +375,11 @@ def test_every_method_documents_itself():
         assert spec.key == key and spec.url.startswith("https://") and spec.summary and spec.paper
         for param in spec.params:
             assert spec.checked({param.name: param.default})[param.name] == param.default
+
+
+def test_cams_work_under_a_callers_no_grad(tinyvgg, shape_input):
+    """captum's sensitivity_max calls the explanation under torch.no_grad(); TorchCAM must still backpropagate."""
+    expected = explain(tinyvgg, shape_input, "gradcam")
+    with torch.no_grad():
+        inside = explain(tinyvgg, shape_input, "gradcam")
+    torch.testing.assert_close(inside.attribution, expected.attribution)

@@ -116,7 +116,7 @@ def page(browser, server: str):
     """A fresh browser session (its own Streamlit session) on the app, idle after the first run."""
     context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
-    page.set_default_timeout(30_000)
+    page.set_default_timeout(90_000)  # a cold first run on a busy 2-core machine takes a while
     page.goto(server)
     wait_idle(page)
     yield page

@@ -1,0 +1,146 @@
+"""AppTest for the Explain page: methods side by side, the target class and CAM layer, display settings, every
+method at once, the Grad-CAM walkthrough checked against the method, other models (LeNet-5, ResNet-18).
+
+What the page says is compared with the library called directly for the same model, image and class.
+"""
+
+import numpy as np
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from cnn_explorer import METHODS, explain
+from cnn_explorer.attribution import default_cam_layer
+from cnn_explorer.images import load_image, sample_bytes
+from cnn_explorer.trust import trust_report
+from cnn_explorer.zoo import load_model
+
+PAGE = "pages/explain.py"
+
+
+def _assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    texts = [*at.markdown, *at.caption, *at.error, *at.warning, *at.info, *at.success]
+    assert "Traceback" not in "\n".join(str(element.value) for element in texts)
+    assert not at.error, [e.value for e in at.error]
+
+
+def _open(at: AppTest) -> AppTest:
+    at.switch_page(PAGE).run()
+    _assert_clean(at)
+    return at
+
+
+def _headings(at: AppTest) -> list[str]:
+    return [str(m.value).removeprefix("##### ") for m in at.markdown if str(m.value).startswith("##### ")]
+
+
+def _scale_top(heatmap: torch.Tensor) -> float:
+    """Where the page's colour scale tops out for a positive-only view: the 99th percentile of the positive part."""
+    return float(np.percentile(heatmap.clamp_min(0).numpy(), 99))
+
+
+def _page_input(at: AppTest):
+    model = load_model(at.sidebar.selectbox(key="model_name").value)
+    image = load_image(sample_bytes(at.sidebar.selectbox(key="sample").value))
+    return model, model.preprocess(image)
+
+
+def test_the_default_methods_explain_the_predicted_class(app: AppTest, expected) -> None:
+    at = _open(app)
+    model, x = _page_input(at)
+    best, probability = expected.default_top()
+    assert [str(t.value) for t in at.title] == [f"Why {best}?"]
+    assert f"probability {probability:.1%}" in str(at.caption[0].value)
+    assert _headings(at) == [METHODS[m].name for m in ("gradcam", "saliency", "integrated_gradients")]
+    layer = default_cam_layer(model)
+    assert at.selectbox(key=f"explain_target_{model.name}").value == model.class_names.index(best)
+    assert at.selectbox(key=f"explain_layer_{model.name}").value == layer
+    gradcam = explain(model, x, "gradcam")
+    peak = _scale_top(gradcam.heatmap)
+    captions = [str(c.value) for c in at.caption]
+    assert any(c.startswith(f"{best} at `{layer}` · 0 … 1 (of the largest)") for c in captions), captions
+    assert not any(f"0 … {peak:.3g} (raw units)" in c for c in captions)
+
+    at.segmented_control(key="explain_scale").set_value("raw").run()
+    _assert_clean(at)
+    assert any(f"{best} at `{layer}` · 0 … {peak:.3g} (raw units)" in str(c.value) for c in at.caption)
+
+
+def test_another_class_and_layer_change_what_is_explained(app: AppTest) -> None:
+    at = _open(app)
+    model, x = _page_input(at)
+    other = 1 if int(model.module(x).argmax()) != 1 else 2
+    at.selectbox(key=f"explain_target_{model.name}").select(other)
+    at.selectbox(key=f"explain_layer_{model.name}").select("conv_1_2").run()
+    _assert_clean(at)
+    name = model.class_names[other]
+    assert [str(t.value) for t in at.title] == [f"Why {model.class_names[int(model.module(x).argmax())]}?"]
+    assert any(str(c.value).startswith(f"{name} at `conv_1_2`") for c in at.caption)
+    assert any(str(c.value).startswith(f"{name} · ") for c in at.caption)  # saliency: no layer
+
+
+def test_every_method_at_once_with_each_sign(app: AppTest) -> None:
+    at = _open(app)
+    at.multiselect(key="explain_methods").set_value(list(METHODS)).run()
+    _assert_clean(at)
+    assert _headings(at) == [spec.name for spec in METHODS.values()]
+    assert len(at.get("download_button")) == len(METHODS)
+    for sign in ("absolute", "all"):
+        at.segmented_control(key="explain_sign").set_value(sign).run()
+        _assert_clean(at)
+    assert any("-1 … 1" in str(c.value) for c in at.caption)  # signed maps on a symmetric scale
+
+
+def test_method_settings_reach_the_method(app: AppTest) -> None:
+    at = _open(app)
+    model, x = _page_input(at)
+    at.slider(key="explain_integrated_gradients_steps").set_value(20).run()
+    _assert_clean(at)
+    expected = explain(model, x, "integrated_gradients", steps=20)
+    default = explain(model, x, "integrated_gradients")
+    assert _scale_top(expected.heatmap) != pytest.approx(_scale_top(default.heatmap), rel=1e-3)
+    at.segmented_control(key="explain_scale").set_value("raw").run()
+    captions = [str(c.value) for c in at.caption]
+    assert any(f"0 … {_scale_top(expected.heatmap):.3g} (raw units)" in c for c in captions), captions
+
+
+def test_the_gradcam_walkthrough_equals_the_method(app: AppTest) -> None:
+    at = _open(app)
+    assert any(str(s.value) == "Grad-CAM, step by step" for s in at.subheader)
+    checks = [str(s.value) for s in at.success]
+    assert len(checks) == 1 and "the same map" in checks[0], checks
+
+
+@pytest.mark.parametrize("name", ["lenet5-digits", "resnet18"])
+def test_other_models(cached_hub, app: AppTest, name: str) -> None:
+    app.sidebar.selectbox(key="model_name").select(name).run()
+    at = _open(app)
+    model, x = _page_input(at)
+    assert at.selectbox(key=f"explain_layer_{name}").value == default_cam_layer(model)
+    at.multiselect(key="explain_methods").set_value(["gradcam", "layercam", "guided_backprop"]).run()
+    _assert_clean(at)
+    assert len(_headings(at)) == 3
+    with torch.no_grad():
+        best = model.class_names[int(model.module(x).argmax())]
+    assert [str(t.value) for t in at.title] == [f"Why {best}?"]
+
+
+def test_the_trust_panel_runs_on_demand_and_shows_the_library_figures(app: AppTest) -> None:
+    at = _open(app)
+    model, x = _page_input(at)
+    at.multiselect(key="explain_methods").set_value(["gradcam", "guided_backprop"]).run()
+    assert not at.dataframe  # nothing is computed before the click
+    at.button(key="trust_run").click().run()
+    _assert_clean(at)
+    table = at.dataframe[0].value
+    assert list(table["method"]) == [METHODS["gradcam"].name, METHODS["guided_backprop"].name]
+    for row, method in enumerate(["gradcam", "guided_backprop"]):
+        report = trust_report(model, x, method)
+        curves = report.faithfulness
+        assert table["deletion AUC ↓"][row] == f"{curves.deletion.auc:.3f} (random {curves.random_deletion.auc:.3f})"
+        assert table["insertion AUC ↑"][row] == f"{curves.insertion.auc:.3f} (random {curves.random_insertion.auc:.3f})"
+        assert table["ρ after randomization ↓"][row] == f"{report.randomization.correlation:.2f}"
+        assert table["infidelity ↓"][row] == f"{report.infidelity:.3g}"
+        assert table["sanity check"][row] == ("⚠ barely changes" if report.randomization.flagged else "✓ changes")
+    assert not [b for b in at.button if b.key == "trust_run"]  # nothing left to run
