@@ -1,0 +1,259 @@
+"""What a training run is, as plain data: the dataset, the model, the settings. JSON in, JSON out.
+
+The training page builds a :class:`RunSpec` from its widgets, the command line from a preset name; the run store
+saves it with the run, and the worker process rebuilds everything from it. Nothing here imports torch, so the spec
+is cheap to create, compare and hash.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+__all__ = [
+    "DATASET_KINDS",
+    "LAYER_TYPES",
+    "PRESETS",
+    "Augmentation",
+    "DataSpec",
+    "LayerSpec",
+    "ModelSpec",
+    "RunSpec",
+    "Settings",
+    "preset",
+]
+
+#: Dataset kinds: built-in synthetic shapes, scikit-learn's digits, a user's image folders (an uploaded zip,
+#: extracted), and torchvision's downloads.
+DATASET_KINDS = ("shapes", "digits", "folder", "mnist", "fashion_mnist", "cifar10")
+#: Layer types of an editable stack.
+LAYER_TYPES = ("conv", "pool", "relu", "leaky_relu", "sigmoid", "tanh", "batchnorm", "dropout", "flatten", "linear")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """The data of a run.
+
+    Attributes:
+        kind: A key of :data:`DATASET_KINDS`.
+        size: Side of the square images the model sees.
+        count: Training images per epoch for ``"shapes"`` (drawn fresh every epoch); ignored otherwise.
+        path: The folder of a ``"folder"`` dataset, or the root of a torchvision dataset (None: the default
+            under ``CNN_EXPLORER_HOME``).
+        val_split: Share of the labelled images held out for validation (``"shapes"``: the validation set is drawn
+            with its own seed, this share of ``count``).
+        grayscale: Read images as one channel.
+        limit: Use at most this many training images (None: all), to keep runs short.
+    """
+
+    kind: str = "shapes"
+    size: int = 64
+    count: int = 4000
+    path: str | None = None
+    val_split: float = 0.2
+    grayscale: bool = False
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One layer of an editable stack; only the fields of its type matter.
+
+    Attributes:
+        type: A key of :data:`LAYER_TYPES`.
+        channels: Output channels of a conv.
+        kernel: Kernel side of a conv, window side of a pool.
+        stride: Stride of a conv or pool (pool: None = the window).
+        padding: Zero padding of a conv.
+        mode: ``"max"`` or ``"avg"`` for a pool.
+        p: Drop probability of a dropout.
+        width: Output features of a linear layer (the last linear layer's width is the class count, set by the run).
+        slope: Negative slope of a LeakyReLU.
+    """
+
+    type: str
+    channels: int = 8
+    kernel: int = 3
+    stride: int | None = 1
+    padding: int = 0
+    mode: str = "max"
+    p: float = 0.25
+    width: int = 64
+    slope: float = 0.01
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The model of a run: a stack of layers built from scratch, or a zoo model with a new head.
+
+    Attributes:
+        kind: ``"stack"`` or ``"transfer"``.
+        layers: The stack (``"stack"``); the final linear layer to the classes is appended by the builder.
+        base: Registry name of the model to start from (``"transfer"``).
+        trainable: ``"head"`` (only the new classifier), ``"last"`` (the last ``last_n`` blocks and the head) or
+            ``"all"`` (``"transfer"``).
+        last_n: Blocks to train with ``trainable="last"``.
+    """
+
+    kind: str = "stack"
+    layers: tuple[LayerSpec, ...] = ()
+    base: str | None = None
+    trainable: str = "head"
+    last_n: int = 1
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Random changes to training images (never to validation images).
+
+    Attributes:
+        flip: Mirror left–right with probability 0.5.
+        rotation: Rotate by up to ± this many degrees.
+        crop: Random-resized-crop scale lower bound (0: off; e.g. 0.8 keeps 80–100 % of the area).
+        color_jitter: Brightness/contrast/saturation jitter strength (0: off).
+    """
+
+    flip: bool = False
+    rotation: float = 0.0
+    crop: float = 0.0
+    color_jitter: float = 0.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How the run trains.
+
+    Attributes:
+        epochs: Passes over the training data.
+        batch_size: Images per step.
+        lr: Peak learning rate (one-cycle / cosine schedule in the loop).
+        optimizer: ``"sgd"`` (momentum 0.9), ``"adam"`` or ``"adamw"``.
+        weight_decay: L2 penalty.
+        dropout: Dropout before the classifier (0: none); added to stacks and transfer heads.
+        patience: Stop after this many epochs without a better validation loss (0: never stop early).
+        seed: Seeds initialization, shuffling, augmentation and splits.
+        augmentation: See :class:`Augmentation`.
+    """
+
+    epochs: int = 8
+    batch_size: int = 64
+    lr: float = 3e-3
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    dropout: float = 0.0
+    patience: int = 0
+    seed: int = 0
+    augmentation: Augmentation = field(default_factory=Augmentation)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything a training run needs, as data."""
+
+    name: str
+    data: DataSpec = field(default_factory=DataSpec)
+    model: ModelSpec = field(default_factory=ModelSpec)
+    settings: Settings = field(default_factory=Settings)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict (tuples become lists)."""
+        return json.loads(json.dumps(asdict(self)))
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @staticmethod
+    def from_dict(value: dict[str, Any]) -> RunSpec:
+        """The inverse of :meth:`to_dict`; unknown keys are an error (a typo must not pass silently)."""
+        model = dict(value.get("model", {}))
+        model["layers"] = tuple(_build(LayerSpec, layer) for layer in model.get("layers", ()))
+        settings = dict(value.get("settings", {}))
+        settings["augmentation"] = _build(Augmentation, settings.get("augmentation", {}))
+        return RunSpec(
+            name=value["name"],
+            data=_build(DataSpec, value.get("data", {})),
+            model=_build(ModelSpec, model),
+            settings=_build(Settings, settings),
+        )
+
+    @staticmethod
+    def from_json(text: str) -> RunSpec:
+        return RunSpec.from_dict(json.loads(text))
+
+
+def _build(cls: type, value: dict[str, Any]) -> Any:
+    known = {f.name for f in fields(cls)}
+    if unknown := sorted(set(value) - known):
+        raise ValueError(f"Unknown {cls.__name__} field(s): {', '.join(unknown)}. Known: {', '.join(sorted(known))}.")
+    return cls(**value)
+
+
+def _conv(channels: int, kernel: int = 3, padding: int = 0) -> LayerSpec:
+    return LayerSpec("conv", channels=channels, kernel=kernel, padding=padding)
+
+
+_RELU, _MAXPOOL, _FLAT = LayerSpec("relu"), LayerSpec("pool", kernel=2, stride=None), LayerSpec("flatten")
+
+#: Architecture presets of the training page and ``python -m cnn_explorer train --preset``.
+PRESETS: dict[str, RunSpec] = {
+    "tinyvgg-shapes": RunSpec(
+        name="TinyVGG on shapes",
+        data=DataSpec(kind="shapes", size=64, count=4000),
+        model=ModelSpec(
+            layers=(_conv(10), _RELU, _conv(10), _RELU, _MAXPOOL, _conv(10), _RELU, _conv(10), _RELU, _MAXPOOL, _FLAT)
+        ),
+        settings=Settings(epochs=8, batch_size=64, lr=3e-3),
+    ),
+    "lenet5-digits": RunSpec(
+        name="LeNet-5 on digits",
+        data=DataSpec(kind="digits", size=32, grayscale=True),
+        model=ModelSpec(
+            layers=(
+                _conv(6, 5),
+                LayerSpec("tanh"),
+                LayerSpec("pool", kernel=2, stride=None, mode="avg"),
+                _conv(16, 5),
+                LayerSpec("tanh"),
+                LayerSpec("pool", kernel=2, stride=None, mode="avg"),
+                _FLAT,
+                LayerSpec("linear", width=120),
+                LayerSpec("tanh"),
+                LayerSpec("linear", width=84),
+                LayerSpec("tanh"),
+            )
+        ),
+        settings=Settings(epochs=20, batch_size=32, lr=2e-3),
+    ),
+    "small-vgg-bn": RunSpec(
+        name="Small VGG with batch norm on shapes",
+        data=DataSpec(kind="shapes", size=64, count=4000),
+        model=ModelSpec(
+            layers=(
+                _conv(16, padding=1),
+                LayerSpec("batchnorm"),
+                _RELU,
+                _MAXPOOL,
+                _conv(32, padding=1),
+                LayerSpec("batchnorm"),
+                _RELU,
+                _MAXPOOL,
+                _conv(64, padding=1),
+                LayerSpec("batchnorm"),
+                _RELU,
+                _MAXPOOL,
+                _FLAT,
+                LayerSpec("dropout", p=0.25),
+            )
+        ),
+        settings=Settings(epochs=6, batch_size=64, lr=3e-3),
+    ),
+}
+
+
+def preset(name: str, **changes: Any) -> RunSpec:
+    """A preset, optionally with some settings changed (``preset("tinyvgg-shapes", epochs=3)``)."""
+    if name not in PRESETS:
+        raise ValueError(f"Unknown preset {name!r}. Presets: {', '.join(PRESETS)}.")
+    spec = PRESETS[name]
+    return replace(spec, settings=replace(spec.settings, **changes)) if changes else spec
