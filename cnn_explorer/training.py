@@ -1,7 +1,12 @@
-"""A pure training loop: no UI, no threads. Callers watch it through a callback and stop it by returning True.
+"""A pure training loop: no UI, no threads, no files. Callers watch it through callbacks and stop it with a flag.
 
 The data for each epoch comes from a function of the epoch number, so synthetic datasets can be drawn fresh
 every epoch (free augmentation) while a fixed dataset simply returns itself.
+
+:func:`fit` is the loop: per-batch progress (images/s, time left), a ``should_stop`` polled before every batch,
+early stopping on the validation loss with the best weights restored, and divergence (NaN/inf) raised with the
+step it happened at. Per batch it costs one clock read and one comparison on top of a plain PyTorch loop; the
+progress callback is throttled by time, so it costs nothing however small the batches.
 """
 
 from __future__ import annotations
@@ -12,10 +17,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-__all__ = ["OPTIMIZERS", "EpochResult", "TrainConfig", "TrainingDiverged", "evaluate", "train"]
+__all__ = [
+    "OPTIMIZERS",
+    "STOP_REASONS",
+    "BatchProgress",
+    "EpochResult",
+    "FitResult",
+    "Interrupted",
+    "TrainConfig",
+    "TrainingDiverged",
+    "evaluate",
+    "fit",
+    "predict_dataset",
+    "train",
+]
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adam": lambda params, lr, weight_decay: torch.optim.Adam(params, lr=lr, weight_decay=weight_decay),
@@ -23,9 +41,28 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "sgd": lambda params, lr, weight_decay: torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay),
 }
 
+#: Why :func:`fit` returned: every epoch ran, early stopping ended it, ``on_epoch`` returned True, or
+#: ``should_stop`` said so (mid-epoch: the unfinished epoch is not in the history).
+STOP_REASONS = ("completed", "early_stopped", "callback", "stopped")
+
+# Validation costs about a third of training per image (forward only); used for the time-left estimate until the
+# first validation pass has been timed.
+_EVAL_COST_RATIO = 1 / 3
+# A validation loss must fall by more than this (relative) to count as better, so noise does not reset patience.
+_MIN_IMPROVEMENT = 1e-4
+
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
+    """The loss became NaN or infinite.
+
+    Attributes:
+        epoch: 1-based epoch it happened in.
+        step: 1-based batch of that epoch (None: during validation).
+    """
+
+    def __init__(self, message: str, epoch: int, step: int | None) -> None:
+        super().__init__(message)
+        self.epoch, self.step = epoch, step
 
 
 @dataclass(frozen=True)
@@ -38,7 +75,8 @@ class TrainConfig:
         lr: Peak learning rate (cosine-annealed to zero over the run).
         optimizer: A key of :data:`OPTIMIZERS`.
         weight_decay: L2 penalty.
-        seed: Seeds weight initialization and shuffling.
+        seed: Seeds shuffling (weight initialization is the caller's: seed torch before building the model).
+        patience: With validation data, stop after this many epochs without a lower validation loss (0: never).
     """
 
     epochs: int = 10
@@ -47,11 +85,24 @@ class TrainConfig:
     optimizer: str = "adam"
     weight_decay: float = 0.0
     seed: int = 0
+    patience: int = 0
 
 
 @dataclass(frozen=True)
 class EpochResult:
-    """What one epoch achieved."""
+    """What one epoch achieved.
+
+    Attributes:
+        epoch: 1-based.
+        train_loss: Mean cross-entropy over the epoch's batches (while the weights changed).
+        train_accuracy: Share of training images classified right, as the batches went.
+        val_loss: Mean cross-entropy on the validation data after the epoch (None without validation data).
+        val_accuracy: Validation accuracy after the epoch.
+        seconds: Wall time of the epoch, validation included.
+        images_per_second: Training images per second (validation excluded).
+        lr: Learning rate of the epoch's last step.
+        best: This epoch has the lowest validation loss so far (its weights are the ones kept).
+    """
 
     epoch: int
     train_loss: float
@@ -59,6 +110,193 @@ class EpochResult:
     val_loss: float | None
     val_accuracy: float | None
     seconds: float
+    images_per_second: float = 0.0
+    lr: float = 0.0
+    best: bool = False
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    """Where a running :func:`fit` is, reported at most every ``progress_every`` seconds and after each epoch's
+    last batch.
+
+    Attributes:
+        epoch: 1-based epoch.
+        epochs: Epochs planned.
+        batch: Batches done in this epoch.
+        batches: Batches in this epoch.
+        images_per_second: Training throughput over this epoch so far.
+        seconds_left: Estimated time to the end of the last epoch, validation included.
+        loss: Mean training loss of this epoch so far.
+    """
+
+    epoch: int
+    epochs: int
+    batch: int
+    batches: int
+    images_per_second: float
+    seconds_left: float
+    loss: float
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """How :func:`fit` ended.
+
+    Attributes:
+        history: One result per completed epoch.
+        reason: One of :data:`STOP_REASONS`.
+        best_epoch: The epoch whose weights the module holds on return (lowest validation loss); None without
+            validation data or before the first epoch completed (the module then holds its latest weights).
+    """
+
+    history: list[EpochResult]
+    reason: str
+    best_epoch: int | None
+
+    @property
+    def best(self) -> EpochResult | None:
+        return None if self.best_epoch is None else self.history[self.best_epoch - 1]
+
+
+class Interrupted(Exception):
+    """``should_stop`` returned True inside an evaluation pass (:func:`fit` turns it into the "stopped" reason)."""
+
+
+def fit(
+    module: nn.Module,
+    data_for_epoch: Callable[[int], Dataset],
+    config: TrainConfig,
+    val_data: Dataset | None = None,
+    *,
+    on_epoch: Callable[[EpochResult], bool | None] | None = None,
+    on_batch: Callable[[BatchProgress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    progress_every: float = 0.5,
+) -> FitResult:
+    """Train ``module`` in place with cross-entropy; with ``val_data``, keep the weights of the best epoch.
+
+    Args:
+        module: The network; left in eval mode. Only parameters with ``requires_grad`` are trained.
+        data_for_epoch: Epoch number (0-based) → that epoch's training dataset of ``(tensor, label)``.
+        config: The settings.
+        val_data: Evaluated after every epoch when given; the module ends with the weights of the epoch with the
+            lowest validation loss (early stopping with ``config.patience`` counts from it).
+        on_epoch: Called after every epoch; returning True stops training.
+        on_batch: Called with the progress at most every ``progress_every`` seconds and at each epoch's end.
+        should_stop: Polled before every batch and every validation batch; True stops at once, dropping the
+            unfinished epoch.
+        progress_every: Seconds between ``on_batch`` calls.
+
+    Raises:
+        TrainingDiverged: The training or validation loss became NaN or infinite.
+        ValueError: Unknown optimizer, or no trainable parameters.
+    """
+    if config.optimizer not in OPTIMIZERS:
+        raise ValueError(f"Unknown optimizer {config.optimizer!r}. Optimizers: {', '.join(OPTIMIZERS)}.")
+    parameters = [p for p in module.parameters() if p.requires_grad]
+    if not parameters:
+        raise ValueError("The model has no trainable parameters: unfreeze at least its last layer.")
+    generator = torch.Generator().manual_seed(config.seed)
+    optimizer = OPTIMIZERS[config.optimizer](parameters, config.lr, config.weight_decay)
+    stop = should_stop or (lambda: False)
+    history: list[EpochResult] = []
+    best_loss, best_state, best_epoch, waited = math.inf, None, None, 0
+    reason = "completed"
+    # For the time-left estimate: training seconds and steps so far, and the last validation pass's seconds.
+    train_seconds, steps_done, val_seconds = 0.0, 0, None
+    try:
+        for epoch in range(config.epochs):
+            started = time.perf_counter()
+            dataset = data_for_epoch(epoch)
+            if len(dataset) == 0:
+                raise ValueError(f"The training data of epoch {epoch + 1} is empty: give it at least one image.")
+            # A last batch of one image breaks batch norm in training mode; dropping it costs one image an epoch.
+            drop_last = len(dataset) % config.batch_size == 1 and len(dataset) > 1
+            loader = DataLoader(
+                dataset, batch_size=config.batch_size, shuffle=True, generator=generator, drop_last=drop_last
+            )
+            batches = len(loader)
+            total_steps = config.epochs * batches
+            module.train()
+            total_loss, correct, seen = 0.0, torch.zeros((), dtype=torch.long), 0
+            epoch_started = last_report = time.perf_counter()
+            for step, (x, y) in enumerate(loader):
+                if stop():
+                    reason = "stopped"
+                    return _finish(module, history, reason, best_state, best_epoch)
+                lr = _set_lr(optimizer, config.lr, (epoch * batches + step) / total_steps)
+                logits = module(x)
+                loss = nn.functional.cross_entropy(logits, y)
+                loss_value = loss.item()
+                if not math.isfinite(loss_value):
+                    raise _diverged(loss_value, x, lr, epoch + 1, step + 1)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total_loss += loss_value * len(y)
+                correct += (logits.detach().argmax(1) == y).sum()
+                seen += len(y)
+                now = time.perf_counter()
+                if on_batch is not None and (now - last_report >= progress_every or step + 1 == batches):
+                    last_report = now
+                    elapsed = now - epoch_started
+                    done = steps_done + step + 1
+                    per_step = (train_seconds + elapsed) / done
+                    per_val = val_seconds if val_seconds is not None else _estimate_val(val_data, seen, elapsed)
+                    on_batch(
+                        BatchProgress(
+                            epoch=epoch + 1,
+                            epochs=config.epochs,
+                            batch=step + 1,
+                            batches=batches,
+                            images_per_second=seen / elapsed if elapsed > 0 else 0.0,
+                            seconds_left=per_step * (total_steps - done) + per_val * (config.epochs - epoch),
+                            loss=total_loss / seen,
+                        )
+                    )
+            train_elapsed = time.perf_counter() - epoch_started
+            train_seconds += train_elapsed
+            steps_done += batches
+            val_loss = val_accuracy = None
+            if val_data is not None:
+                val_started = time.perf_counter()
+                val_loss, val_accuracy = _evaluate(module, val_data, 256, stop)
+                val_seconds = time.perf_counter() - val_started
+                if not math.isfinite(val_loss):
+                    raise TrainingDiverged(
+                        f"The validation loss became {val_loss} after epoch {epoch + 1}. Lower the learning rate "
+                        f"(now {config.lr:g}) and try again.",
+                        epoch + 1,
+                        None,
+                    )
+            is_best = val_loss is not None and val_loss < best_loss * (1 - _MIN_IMPROVEMENT)
+            if is_best:
+                best_loss, best_epoch, waited = val_loss, epoch + 1, 0
+                best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+            else:
+                waited += 1
+            result = EpochResult(
+                epoch=epoch + 1,
+                train_loss=total_loss / max(seen, 1),
+                train_accuracy=correct.item() / max(seen, 1),
+                val_loss=val_loss,
+                val_accuracy=val_accuracy,
+                seconds=time.perf_counter() - started,
+                images_per_second=seen / train_elapsed if train_elapsed > 0 else 0.0,
+                lr=lr if batches else 0.0,
+                best=is_best,
+            )
+            history.append(result)
+            if on_epoch is not None and on_epoch(result):
+                reason = "callback"
+                break
+            if val_data is not None and config.patience and waited >= config.patience:
+                reason = "early_stopped"
+                break
+    except Interrupted:
+        reason = "stopped"
+    return _finish(module, history, reason, best_state, best_epoch)
 
 
 def train(
@@ -68,77 +306,106 @@ def train(
     val_data: Dataset | None = None,
     on_epoch: Callable[[EpochResult], bool | None] | None = None,
 ) -> list[EpochResult]:
-    """Train ``module`` in place with cross-entropy.
-
-    Args:
-        module: The network; left in eval mode when done.
-        data_for_epoch: Epoch number (0-based) → that epoch's training dataset of ``(tensor, label)``.
-        config: The settings.
-        val_data: Evaluated after every epoch when given.
-        on_epoch: Called after every epoch; returning True stops training.
-
-    Returns:
-        One result per completed epoch.
+    """:func:`fit` without the extras: train ``module`` in place and return one result per completed epoch.
 
     Raises:
         TrainingDiverged: The loss became NaN or infinite.
     """
-    generator = torch.Generator().manual_seed(config.seed)
-    optimizer = OPTIMIZERS[config.optimizer](module.parameters(), config.lr, config.weight_decay)
-    history = []
-    for epoch in range(config.epochs):
-        started = time.perf_counter()
-        loader = DataLoader(data_for_epoch(epoch), batch_size=config.batch_size, shuffle=True, generator=generator)
-        steps_per_epoch = len(loader)
-        module.train()
-        total_loss, correct, seen = 0.0, 0, 0
-        for step, (x, y) in enumerate(loader):
-            _set_lr(optimizer, config.lr, (epoch * steps_per_epoch + step) / (config.epochs * steps_per_epoch))
-            logits = module(x)
-            loss = nn.functional.cross_entropy(logits, y)
-            if not math.isfinite(loss.item()):
-                raise TrainingDiverged(
-                    f"The loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}. "
-                    "Lower the learning rate and try again."
-                )
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total_loss += loss.item() * len(y)
-            correct += (logits.argmax(1) == y).sum().item()
-            seen += len(y)
-        val_loss, val_accuracy = evaluate(module, val_data) if val_data is not None else (None, None)
-        result = EpochResult(
-            epoch=epoch + 1,
-            train_loss=total_loss / seen,
-            train_accuracy=correct / seen,
-            val_loss=val_loss,
-            val_accuracy=val_accuracy,
-            seconds=time.perf_counter() - started,
-        )
-        history.append(result)
-        if on_epoch is not None and on_epoch(result):
-            break
-    module.eval()
-    return history
+    return fit(module, data_for_epoch, config, val_data, on_epoch=on_epoch).history
 
 
 @torch.no_grad()
 def evaluate(module: nn.Module, dataset: Dataset, batch_size: int = 256) -> tuple[float, float]:
     """Mean cross-entropy and accuracy of ``module`` on ``dataset`` (eval mode; the mode is restored)."""
+    return _evaluate(module, dataset, batch_size, lambda: False)
+
+
+@torch.no_grad()
+def predict_dataset(
+    module: nn.Module, dataset: Dataset, batch_size: int = 256, should_stop: Callable[[], bool] | None = None
+) -> tuple[Tensor, Tensor]:
+    """Labels ``[N]`` and softmax probabilities ``[N, classes]`` of ``module`` on ``dataset``, in dataset order
+    (eval mode; the mode is restored).
+
+    Raises:
+        Interrupted: ``should_stop`` (polled before every batch) returned True.
+    """
+    was_training = module.training
+    module.eval()
+    labels, probabilities = [], []
+    try:
+        for x, y in DataLoader(dataset, batch_size=batch_size):
+            if should_stop is not None and should_stop():
+                raise Interrupted
+            labels.append(y)
+            probabilities.append(torch.softmax(module(x), dim=1))
+    finally:
+        module.train(was_training)
+    return torch.cat(labels), torch.cat(probabilities)
+
+
+# ── internals ───────────────────────────────────────────────────────────────────────────────────────────────────
+
+
+@torch.no_grad()
+def _evaluate(
+    module: nn.Module, dataset: Dataset, batch_size: int, should_stop: Callable[[], bool]
+) -> tuple[float, float]:
     was_training = module.training
     module.eval()
     total_loss, correct, seen = 0.0, 0, 0
-    for x, y in DataLoader(dataset, batch_size=batch_size):
-        logits = module(x)
-        total_loss += nn.functional.cross_entropy(logits, y, reduction="sum").item()
-        correct += (logits.argmax(1) == y).sum().item()
-        seen += len(y)
-    module.train(was_training)
+    try:
+        for x, y in DataLoader(dataset, batch_size=batch_size):
+            if should_stop():
+                raise Interrupted
+            logits = module(x)
+            total_loss += nn.functional.cross_entropy(logits, y, reduction="sum").item()
+            correct += (logits.argmax(1) == y).sum().item()
+            seen += len(y)
+    finally:
+        module.train(was_training)
     return total_loss / seen, correct / seen
 
 
-def _set_lr(optimizer: torch.optim.Optimizer, peak: float, progress: float) -> None:
-    """Cosine annealing from ``peak`` to zero over the run (progress in [0, 1))."""
+def _finish(
+    module: nn.Module,
+    history: list[EpochResult],
+    reason: str,
+    best_state: dict[str, Tensor] | None,
+    best_epoch: int | None,
+) -> FitResult:
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    module.eval()
+    return FitResult(history=history, reason=reason, best_epoch=best_epoch)
+
+
+def _diverged(loss: float, x: Tensor, lr: float, epoch: int, step: int) -> TrainingDiverged:
+    where = f"epoch {epoch}, step {step}"
+    if not torch.isfinite(x).all():
+        return TrainingDiverged(
+            f"The loss became {loss} at {where}: the input batch contains NaN or infinite values. "
+            "Check the data (a damaged image or a normalization that divides by zero).",
+            epoch,
+            step,
+        )
+    return TrainingDiverged(
+        f"The loss became {loss} at {where} (learning rate {lr:.3g}): the weights diverged. "
+        "Lower the learning rate (a tenth is a good first try), or use Adam instead of SGD, and try again.",
+        epoch,
+        step,
+    )
+
+
+def _estimate_val(val_data: Dataset | None, seen: int, elapsed: float) -> float:
+    if val_data is None or seen == 0:
+        return 0.0
+    return len(val_data) * elapsed / seen * _EVAL_COST_RATIO
+
+
+def _set_lr(optimizer: torch.optim.Optimizer, peak: float, progress: float) -> float:
+    """Cosine annealing from ``peak`` to zero over the run (progress in [0, 1)); returns the rate set."""
+    lr = peak * 0.5 * (1 + math.cos(math.pi * progress))
     for group in optimizer.param_groups:
-        group["lr"] = peak * 0.5 * (1 + math.cos(math.pi * progress))
+        group["lr"] = lr
+    return lr

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from cnn_explorer.training import TrainConfig, TrainingDiverged, evaluate, train
+from cnn_explorer.training import TrainConfig, TrainingDiverged, evaluate, fit, predict_dataset, train
 
 
 def _separable(n: int = 256, seed: int = 0) -> TensorDataset:
@@ -80,3 +80,147 @@ def test_learning_rate_anneals_to_zero():
     assert rates[0] == pytest.approx(0.01)
     assert rates == sorted(rates, reverse=True)
     assert rates[-1] < 0.01 * 0.05
+
+
+# ── fit: progress, stop, early stopping, divergence ──────────────────────────────────────────────────────────────
+
+
+def test_fit_reports_progress_every_batch_when_asked():
+    reports = []
+    result = fit(
+        nn.Linear(2, 2),
+        lambda e: _separable(64),
+        TrainConfig(epochs=2, batch_size=16),
+        _separable(32, seed=1),
+        on_batch=reports.append,
+        progress_every=0.0,
+    )
+    assert result.reason == "completed" and len(result.history) == 2
+    assert [(r.epoch, r.batch) for r in reports] == [(e, b) for e in (1, 2) for b in (1, 2, 3, 4)]
+    assert all(r.batches == 4 and r.epochs == 2 and r.images_per_second > 0 for r in reports)
+    assert all(math.isfinite(r.loss) and r.seconds_left >= 0 for r in reports)
+    assert reports[-1].seconds_left < reports[0].seconds_left
+    assert all(r.images_per_second > 0 for r in result.history)
+
+
+def test_fit_throttles_progress_by_time_but_always_reports_the_end_of_an_epoch():
+    reports = []
+    config = TrainConfig(epochs=2, batch_size=4)
+    fit(nn.Linear(2, 2), lambda e: _separable(64), config, on_batch=reports.append, progress_every=3600)
+    assert [(r.epoch, r.batch) for r in reports] == [(1, 16), (2, 16)]
+
+
+def test_should_stop_ends_training_mid_epoch():
+    calls = []
+    steps = []
+    optimizer_step = torch.optim.Adam.step
+
+    def spy(self, *args, **kwargs):
+        steps.append(1)
+        return optimizer_step(self, *args, **kwargs)
+
+    def should_stop():
+        calls.append(1)
+        return len(calls) > 3
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torch.optim.Adam, "step", spy)
+        config = TrainConfig(epochs=5, batch_size=8)
+        result = fit(nn.Linear(2, 2), lambda e: _separable(64), config, should_stop=should_stop)
+    assert result.reason == "stopped"
+    assert result.history == [] and result.best_epoch is None
+    assert len(steps) == 3  # three batches ran, the fourth was never started
+
+
+def test_should_stop_is_also_polled_during_validation():
+    calls = []
+    batches_per_epoch = 2
+
+    def should_stop():
+        calls.append(1)
+        return len(calls) > batches_per_epoch  # True at the first validation batch
+
+    result = fit(
+        nn.Linear(2, 2),
+        lambda e: _separable(32),
+        TrainConfig(epochs=3, batch_size=16),
+        _separable(32, seed=1),
+        should_stop=should_stop,
+    )
+    assert result.reason == "stopped" and result.history == []
+
+
+def test_early_stopping_stops_after_patience_and_restores_the_best_weights():
+    torch.manual_seed(0)
+    module = nn.Linear(2, 2)
+    train_data = _separable(128)
+    x, y = train_data.tensors
+    opposite = TensorDataset(x, 1 - y)  # every step on the training data makes this validation loss worse
+    states = []
+
+    def snapshot(result):
+        states.append({k: v.clone() for k, v in module.state_dict().items()})
+
+    config = TrainConfig(epochs=20, batch_size=32, lr=0.05, patience=2)
+    result = fit(module, lambda e: train_data, config, opposite, on_epoch=snapshot)
+    assert result.reason == "early_stopped"
+    assert len(result.history) == 3  # epoch 1 is the best; epochs 2 and 3 did not improve
+    assert result.best_epoch == 1 and result.best is result.history[0]
+    assert [r.best for r in result.history] == [True, False, False]
+    for key, value in module.state_dict().items():
+        assert torch.equal(value, states[0][key]), key
+    assert evaluate(module, opposite)[0] == pytest.approx(result.history[0].val_loss)
+
+
+def test_without_patience_the_best_weights_are_still_the_ones_kept():
+    torch.manual_seed(0)
+    module = nn.Linear(2, 2)
+    train_data = _separable(128)
+    x, y = train_data.tensors
+    result = fit(module, lambda e: train_data, TrainConfig(epochs=4, lr=0.05), TensorDataset(x, 1 - y))
+    assert result.reason == "completed" and len(result.history) == 4 and result.best_epoch == 1
+
+
+def test_a_huge_learning_rate_diverges_with_the_step_and_advice():
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 2))  # weights multiply: they overflow
+    config = TrainConfig(epochs=3, batch_size=16, lr=1e20, optimizer="sgd")
+    with pytest.raises(TrainingDiverged, match=r"epoch 1, step \d+.*Lower the learning rate") as info:
+        fit(module, lambda e: _separable(), config)
+    assert info.value.epoch == 1 and info.value.step >= 2
+
+
+def test_a_poisoned_input_is_blamed_on_the_data():
+    data = _separable(64)
+    x, y = data.tensors
+    x = x.clone()
+    x[40, 0] = math.nan
+    with pytest.raises(TrainingDiverged, match="input batch contains NaN") as info:
+        fit(nn.Linear(2, 2), lambda e: TensorDataset(x, y), TrainConfig(epochs=1, batch_size=64))
+    assert (info.value.epoch, info.value.step) == (1, 1)
+
+
+def test_a_lone_last_image_is_dropped_so_batch_norm_can_train():
+    module = nn.Sequential(nn.Linear(2, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
+    result = fit(module, lambda e: _separable(33), TrainConfig(epochs=1, batch_size=16))
+    assert len(result.history) == 1
+
+
+def test_only_trainable_parameters_are_trained():
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 2))
+    module[0].requires_grad_(False)
+    frozen = module[0].weight.clone()
+    fit(module, lambda e: _separable(), TrainConfig(epochs=2, lr=0.05))
+    assert torch.equal(module[0].weight, frozen)
+
+
+def test_predict_dataset_gives_softmax_in_order():
+    torch.manual_seed(0)
+    module = nn.Linear(2, 3).train()
+    x = torch.randn(10, 2)
+    labels, probabilities = predict_dataset(module, TensorDataset(x, torch.arange(10) % 3), batch_size=4)
+    assert torch.equal(labels, torch.arange(10) % 3)
+    with torch.no_grad():
+        assert torch.allclose(probabilities, torch.softmax(module(x), dim=1))
+    assert module.training
