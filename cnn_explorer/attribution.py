@@ -354,18 +354,18 @@ _BLUR_SIGMA = 0.1  # of the image side, for the "blurred" baseline
 def cam_layers(model: LoadedModel) -> dict[str, tuple[int, int]]:
     """The convolutional layers a CAM can be computed at, in execution order (those called once per forward), each
     with the height and width of its output."""
-    convs = {module: name for name, module in model.module.named_modules() if isinstance(module, nn.Conv2d)}
-    sizes: dict[str, tuple[int, int]] = {}
-    calls: dict[str, int] = {}
-
-    def record(module: nn.Module, _inputs: Any, output: Tensor) -> None:
-        name = convs[module]
-        calls[name] = calls.get(name, 0) + 1
-        sizes[name] = (int(output.shape[-2]), int(output.shape[-1]))
-
     with model.lock:  # hooks only while no other thread runs the shared module
         if (known := _CAM_LAYERS.get(model.module)) is not None:
-            return dict(known)
+            return dict(known)  # every explanation checks its layer: no walk over the modules then
+        convs = {module: name for name, module in model.module.named_modules() if isinstance(module, nn.Conv2d)}
+        sizes: dict[str, tuple[int, int]] = {}
+        calls: dict[str, int] = {}
+
+        def record(module: nn.Module, _inputs: Any, output: Tensor) -> None:
+            name = convs[module]
+            calls[name] = calls.get(name, 0) + 1
+            sizes[name] = (int(output.shape[-2]), int(output.shape[-1]))
+
         handles = [module.register_forward_hook(record) for module in convs]
         try:
             with torch.no_grad():
