@@ -1,9 +1,13 @@
-"""Built-in datasets for the shipped default models; offline, nothing downloads.
+"""Training data: the built-in sets, a user's image folders, torchvision's downloads, and the checks on uploads.
 
 * Synthetic shapes (``SyntheticShapes``, ``draw_shape``): ten classes of filled shapes on random backgrounds, drawn
   on the fly and deterministic from ``(seed, index)``. They train the ``tinyvgg-shapes`` model (64×64 RGB).
 * Handwritten digits (``digit_images``, ``digits_split``): scikit-learn's bundled 1797 8×8 digits. They train the
   ``lenet5-digits`` model.
+* A training run's data (``prepare``): any kind in :data:`DATASETS` (the two above, a folder of class folders,
+  MNIST, Fashion-MNIST, CIFAR-10) split, augmented and preprocessed exactly as the trained model will preprocess a
+  user's image; ``preview`` and ``imbalance`` describe it for the training page.
+* Uploaded archives (``extract_zip``): a zip of class folders, checked before and while it is extracted.
 
 Each shape class is one entry in ``_OUTLINES``: an outline at unit size. ``draw_shape`` places, rotates, colours and
 rasterises every outline the same way, so a new class is one entry, and nothing about a drawing except its outline
@@ -13,24 +17,63 @@ depends on the class.
 from __future__ import annotations
 
 import functools
+import gzip
+import hashlib
+import io
 import math
+import os
+import pickle
+import shutil
+import stat
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+import warnings
+import zipfile
+import zlib
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
+import torch
+import torchvision.transforms.functional as TF
 from PIL import Image, ImageDraw
+from torch import Tensor
 from torch.utils.data import Dataset
+from torchvision.transforms import InterpolationMode
+
+from cnn_explorer.images import MAX_PIXELS, ImageError, load_image
+from cnn_explorer.preprocess import Preprocess
+from cnn_explorer.runspec import Augmentation, DataSpec
 
 __all__ = [
+    "DATASETS",
     "DIGIT_CLASSES",
+    "IMAGE_EXTENSIONS",
+    "MAX_ZIP_BYTES",
+    "MAX_ZIP_FILES",
     "SHAPE_CLASSES",
+    "DatasetError",
+    "DatasetKind",
+    "DatasetUnavailable",
     "DigitsSplit",
     "ImageListDataset",
+    "LabelledImages",
+    "Prepared",
     "SyntheticShapes",
+    "ZipReport",
+    "datasets_home",
     "digit_images",
     "digits_split",
     "draw_shape",
+    "extract_zip",
+    "imbalance",
+    "prepare",
+    "preview",
 ]
 
 
@@ -466,3 +509,983 @@ def digits_split(test_fraction: float = 0.2, seed: int = 0) -> DigitsSplit:
         train_indices=train,
         test_indices=test,
     )
+
+
+# --- A training run's data --------------------------------------------------------------------------------------
+
+ProgressFn = Callable[[int, int | None], None]  # (bytes done, bytes total or None), as zoo's downloads
+
+
+class DatasetError(ValueError):
+    """Data that cannot be used as given (a bad spec, an unusable folder or archive); the message says what to do."""
+
+
+class DatasetUnavailable(RuntimeError):
+    """A torchvision dataset that is neither on disk nor downloadable here; the message says where to put its files."""
+
+
+IMAGE_EXTENSIONS: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+"""File name endings read as images in folders and archives (the formats :func:`load_image` accepts)."""
+
+_SHAPES_VAL_SEED_OFFSET = 1_000_000  # training draws with seed + epoch, so no epoch short of a million reaches it
+_STATS_SAMPLE = 2000  # images the normalization statistics are measured on (all of them when fewer)
+_CACHE_BYTES = 256 * 2**20  # a fixed image set keeps its decoded, resized pixels in memory up to this size
+_SIZE_RANGE = (8, 512)
+_DOWNLOAD_TIMEOUT_S = 30
+
+
+def datasets_home() -> Path:
+    """Where torchvision datasets live unless a spec names a folder: ``$CNN_EXPLORER_HOME/datasets``."""
+    return Path(os.environ.get("CNN_EXPLORER_HOME") or "~/.cnn_explorer").expanduser() / "datasets"
+
+
+def _offline() -> bool:
+    return bool(os.environ.get("CNN_EXPLORER_OFFLINE"))  # the same test as the zoo's downloads
+
+
+# Image sources: picklable callables (index → PIL image), so DataLoader workers can receive them under any start
+# method. ``for_epoch`` gives the images of a later epoch: the same ones, except for shapes drawn fresh each epoch.
+
+
+class _Images:
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def __call__(self, index: int) -> Image.Image:
+        raise NotImplementedError
+
+    def for_epoch(self, epoch: int) -> _Images:
+        return self
+
+
+class _Shapes(_Images):
+    def __init__(self, n: int, seed: int, size: int, epoch: int = 0) -> None:
+        self.n, self.seed, self.size, self.epoch = n, seed, size, epoch
+        self._shapes = SyntheticShapes(n, seed + epoch, size)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __call__(self, index: int) -> Image.Image:
+        return self._shapes[index][0]
+
+    def for_epoch(self, epoch: int) -> _Images:
+        return _Shapes(self.n, self.seed, self.size, epoch)
+
+
+class _Arrays(_Images):
+    """uint8 ``(N, H, W)`` grey or ``(N, H, W, 3)`` RGB pixels."""
+
+    def __init__(self, pixels: np.ndarray) -> None:
+        self.pixels = pixels
+
+    def __len__(self) -> int:
+        return len(self.pixels)
+
+    def __call__(self, index: int) -> Image.Image:
+        return Image.fromarray(self.pixels[index], "L" if self.pixels.ndim == 3 else "RGB")
+
+
+class _Pictures(_Images):
+    def __init__(self, images: Sequence[Image.Image]) -> None:
+        self.images = list(images)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __call__(self, index: int) -> Image.Image:
+        return self.images[index]
+
+
+class _Files(_Images):
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self.paths = list(paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __call__(self, index: int) -> Image.Image:
+        try:
+            return load_image(self.paths[index])
+        except ImageError as err:
+            raise DatasetError(f"{self.paths[index]}: {err} Or delete the file from the dataset.") from err
+
+
+class _Subset(_Images):
+    def __init__(self, images: _Images, indices: np.ndarray) -> None:
+        self.images, self.indices = images, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __call__(self, index: int) -> Image.Image:
+        return self.images(int(self.indices[index]))
+
+
+class _PixelCache:
+    """The resized uint8 pixels of a fixed image set, filled as items are first read (decoding happens once)."""
+
+    def __init__(self, n: int, shape: tuple[int, int, int]) -> None:
+        self.pixels = torch.empty((n, *shape), dtype=torch.uint8)  # untouched pages cost no memory
+        self.filled = np.zeros(n, dtype=bool)
+
+    @staticmethod
+    def fits(n: int, shape: tuple[int, int, int]) -> bool:
+        return n * math.prod(shape) <= _CACHE_BYTES
+
+
+class LabelledImages(Dataset):
+    """Labelled images as a model trains on them: item ``i`` is ``(input tensor [C, H, W], label)``.
+
+    The input is ``preprocess.scale(augment(preprocess.geometry(image)))``: without augmentation, exactly what
+    ``preprocess(image)`` gives the trained model at inference. Augmentation draws from a generator seeded with
+    ``(seed, epoch, index)``, so an item is the same in any order, in any worker, and changes from epoch to epoch.
+
+    Attributes:
+        labels: One class index per item (int64), readable without loading any image.
+        classes: The class names in label order.
+        preprocess: The preprocessing (see :class:`Preprocess`).
+        augmentation: Random changes applied to every item, or None.
+        epoch: The epoch the augmentation (and for shapes the images) are drawn for.
+    """
+
+    def __init__(
+        self,
+        images: _Images,
+        labels: np.ndarray,
+        classes: Sequence[str],
+        preprocess: Preprocess,
+        augmentation: Augmentation | None = None,
+        seed: int = 0,
+        epoch: int = 0,
+        cache: _PixelCache | None = None,
+    ) -> None:
+        self.images, self.labels, self.classes = images, np.asarray(labels, dtype=np.int64), tuple(classes)
+        self.preprocess, self.seed, self.epoch, self.cache = preprocess, seed, epoch, cache
+        self.augmentation = augmentation if augmentation is not None and augmentation != Augmentation() else None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def pixels(self, index: int) -> Tensor:
+        """Item ``index`` resized and converted as the model sees it, before augmentation: uint8 ``[C, H, W]``."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"Index {index} is out of range for {len(self)} images.")
+        if self.cache is not None and self.cache.filled[index]:
+            return self.cache.pixels[index]
+        x = self.preprocess.geometry(self.images(index))
+        if self.cache is not None:
+            self.cache.pixels[index] = x
+            self.cache.filled[index] = True
+        return x
+
+    def image(self, index: int) -> Image.Image:
+        """Item ``index`` as a picture (grey or RGB), as the model sees it before augmentation and normalization."""
+        return TF.to_pil_image(self.pixels(index))
+
+    def for_epoch(self, epoch: int) -> LabelledImages:
+        """The same set for another epoch: fresh augmentation, and fresh images where the source draws them."""
+        return LabelledImages(
+            self.images.for_epoch(epoch),
+            self.labels,
+            self.classes,
+            self.preprocess,
+            self.augmentation,
+            self.seed,
+            epoch,
+            self.cache,
+        )
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int]:
+        x = self.pixels(index)
+        if self.augmentation is not None:
+            x = _augment(x, self.augmentation, np.random.default_rng([self.seed, self.epoch, index]))
+        return self.preprocess.scale(x), int(self.labels[index])
+
+
+def _augment(x: Tensor, augmentation: Augmentation, rng: np.random.Generator) -> Tensor:
+    """Random-resized crop, rotation, mirror and colour jitter of a uint8 ``[C, H, W]`` image, drawn from ``rng``."""
+    channels, height, width = x.shape
+    if augmentation.crop > 0:
+        # torchvision's RandomResizedCrop: a share of the area in [crop, 1] at an aspect ratio in [3/4, 4/3]
+        area = rng.uniform(augmentation.crop, 1.0) * height * width
+        ratio = math.exp(rng.uniform(math.log(3 / 4), math.log(4 / 3)))
+        h = min(height, max(1, round(math.sqrt(area / ratio))))
+        w = min(width, max(1, round(math.sqrt(area * ratio))))
+        top, left = int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1))
+        x = TF.resized_crop(x, top, left, h, w, [height, width], InterpolationMode.BILINEAR, antialias=True)
+    if augmentation.rotation > 0:
+        # Corners uncovered by the rotation take the border's mean colour, not black: black corners would be a
+        # feature of augmented images only.
+        border = torch.cat([x[:, 0, :], x[:, -1, :], x[:, :, 0], x[:, :, -1]], dim=1).float().mean(dim=1)
+        angle = float(rng.uniform(-augmentation.rotation, augmentation.rotation))
+        x = TF.rotate(x, angle, InterpolationMode.BILINEAR, fill=border.tolist())
+    if augmentation.flip and rng.random() < 0.5:
+        x = TF.hflip(x)
+    if augmentation.color_jitter > 0:
+        low, high = max(0.0, 1 - augmentation.color_jitter), 1 + augmentation.color_jitter
+        x = TF.adjust_brightness(x, float(rng.uniform(low, high)))
+        x = TF.adjust_contrast(x, float(rng.uniform(low, high)))
+        if channels == 3:
+            x = TF.adjust_saturation(x, float(rng.uniform(low, high)))
+    return x
+
+
+@dataclass(frozen=True, eq=False)
+class _Split:
+    """What a dataset kind's loader returns: training and validation images with labels, before preprocessing."""
+
+    train: _Images
+    train_labels: np.ndarray
+    val: _Images
+    val_labels: np.ndarray
+    classes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DatasetKind:
+    """One kind of training data (``DataSpec.kind``), as the training page lists it.
+
+    Attributes:
+        key: The ``DataSpec.kind``.
+        title: Name for pickers.
+        description: What the images are, in one sentence.
+        channels: Channels of the images as stored (1: grey, so ``DataSpec.grayscale=True`` suits it).
+        size: Side of the stored images; None where it varies (folders) or is chosen (shapes).
+        source: ``"built-in"``, ``"folder"`` (``DataSpec.path``, e.g. from :func:`extract_zip`) or ``"download"``
+            (torchvision; read from ``DataSpec.path`` or :func:`datasets_home` when there).
+        invert_light_background: The images are light ink on a dark background; the model's preprocessing inverts
+            a user's dark-on-white drawing to match.
+        per_image_standardization: Standardize each image by its own mean and spread (as the shipped shapes model);
+            otherwise normalize with the mean and std measured on the training images.
+        load: ``(spec, seed, progress) → _Split``.
+    """
+
+    key: str
+    title: str
+    description: str
+    channels: int
+    size: int | None
+    source: str
+    invert_light_background: bool = False
+    per_image_standardization: bool = False
+    load: Callable[[DataSpec, int, ProgressFn | None], _Split] = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True, eq=False)
+class Prepared:
+    """A run's data, ready to train on.
+
+    Attributes:
+        train: The training set of epoch 0 (``train_for_epoch(0)``).
+        val: The validation set: never augmented, the same images every epoch.
+        class_names: The class names in label order.
+        input_size: ``(C, H, W)`` of one input.
+        preprocess: What a model trained on this data does to a user's image: exactly what the datasets do to
+            theirs, minus augmentation.
+        train_for_epoch: epoch → that epoch's training set (shapes: freshly drawn images; others: the same images
+            with that epoch's augmentation).
+        counts: Training images per class, in label order.
+        description: One sentence for the run's model card.
+    """
+
+    train: LabelledImages
+    val: LabelledImages
+    class_names: tuple[str, ...]
+    input_size: tuple[int, int, int]
+    preprocess: Preprocess
+    train_for_epoch: Callable[[int], LabelledImages]
+    counts: dict[str, int]
+    description: str = ""
+
+
+def prepare(
+    spec: DataSpec,
+    seed: int,
+    augmentation: Augmentation | None = None,
+    progress: ProgressFn | None = None,
+    *,
+    base_preprocess: Preprocess | None = None,
+) -> Prepared:
+    """Load, split and preprocess a run's data.
+
+    Args:
+        spec: Which data, at which size.
+        seed: Fixes the split, the shapes drawn and the augmentation.
+        augmentation: Random changes to training images (never validation images); None for none.
+        progress: Called with (bytes done, total) while a torchvision dataset downloads.
+        base_preprocess: For transfer learning: the preprocessing of the model the run starts from. Its channels
+            (grey or RGB) and normalization are kept so the base model's features see inputs like the ones it
+            learnt on; the size stays ``spec.size``.
+
+    Raises:
+        DatasetError: A spec or folder that cannot be used (the message says why).
+        DatasetUnavailable: A torchvision dataset neither on disk nor downloadable here.
+    """
+    kind = _check_spec(spec, seed)
+    split = kind.load(spec, seed, progress)
+    plain = Preprocess(
+        resize=spec.size,
+        crop=spec.size,
+        grayscale=spec.grayscale,
+        invert_light_background=kind.invert_light_background,
+        per_image_standardization=kind.per_image_standardization,
+    )
+    if base_preprocess is not None:
+        plain = replace(
+            plain,
+            grayscale=base_preprocess.grayscale,
+            invert_light_background=base_preprocess.invert_light_background,
+            per_image_standardization=base_preprocess.per_image_standardization,
+        )
+    shape = (plain.channels, spec.size, spec.size)
+    fixed = split.train.for_epoch(1) is split.train
+    train_cache = _PixelCache(len(split.train), shape) if fixed and _PixelCache.fits(len(split.train), shape) else None
+    val_cache = _PixelCache(len(split.val), shape) if _PixelCache.fits(len(split.val), shape) else None
+
+    preprocess = plain
+    if base_preprocess is not None:
+        preprocess = replace(plain, mean=base_preprocess.mean, std=base_preprocess.std)
+    elif not plain.per_image_standardization:
+        measured = LabelledImages(split.train, split.train_labels, split.classes, plain, cache=train_cache)
+        preprocess = _with_statistics(plain, measured, seed)
+
+    train = LabelledImages(
+        split.train, split.train_labels, split.classes, preprocess, augmentation, seed, 0, train_cache
+    )
+    val = LabelledImages(split.val, split.val_labels, split.classes, preprocess, cache=val_cache)
+    counts = np.bincount(split.train_labels, minlength=len(split.classes))
+    colour = "grey" if preprocess.grayscale else "RGB"
+    description = (
+        f"{kind.title}: {len(train):,} training images"
+        f"{' drawn fresh every epoch' if not fixed else ''} and {len(val):,} validation images, "
+        f"{len(split.classes)} classes, {spec.size}×{spec.size} {colour}."
+    )
+    return Prepared(
+        train=train,
+        val=val,
+        class_names=split.classes,
+        input_size=shape,
+        preprocess=preprocess,
+        train_for_epoch=train.for_epoch,
+        counts={name: int(n) for name, n in zip(split.classes, counts, strict=True)},
+        description=description,
+    )
+
+
+def _check_spec(spec: DataSpec, seed: int) -> DatasetKind:
+    if spec.kind not in DATASETS:
+        raise DatasetError(f"Unknown dataset kind {spec.kind!r}. Kinds: {', '.join(DATASETS)}.")
+    low, high = _SIZE_RANGE
+    if spec.kind == "shapes":
+        low = _MIN_SIZE
+    if not low <= spec.size <= high:
+        raise DatasetError(f"Image size {spec.size} is out of range: choose a size from {low} to {high} pixels.")
+    if not 0.0 < spec.val_split < 1.0:
+        raise DatasetError(f"The validation share must be between 0 and 1 (exclusive), got {spec.val_split}.")
+    if spec.kind == "shapes" and spec.count < 1:
+        raise DatasetError(f"The shapes dataset needs at least one image per epoch, got count={spec.count}.")
+    if spec.limit is not None and spec.limit < 1:
+        raise DatasetError(f"limit={spec.limit} leaves no training images: use None (all) or at least 1.")
+    if seed < 0:
+        raise DatasetError(f"Seed {seed} is negative: use a seed of 0 or more.")
+    return DATASETS[spec.kind]
+
+
+def _with_statistics(preprocess: Preprocess, train: LabelledImages, seed: int) -> Preprocess:
+    """``preprocess`` normalizing by the per-channel mean and std of (a seeded sample of) the training images."""
+    n = len(train)
+    chosen = range(n) if n <= _STATS_SAMPLE else np.sort(np.random.default_rng(seed).choice(n, _STATS_SAMPLE, False))
+    stack = torch.stack([train.pixels(int(i)) for i in chosen]).to(torch.float32) / 255
+    mean = tuple(round(v, 4) for v in stack.mean(dim=(0, 2, 3)).tolist())
+    # a constant image set would divide by zero; 1/255 is one grey level
+    std = tuple(max(round(v, 4), round(1 / 255, 4)) for v in stack.std(dim=(0, 2, 3)).tolist())
+    return replace(preprocess, mean=mean, std=std)
+
+
+# Splits: stratified, seeded, exact in total (largest-remainder apportionment across classes).
+
+
+def _apportion(sizes: np.ndarray, total: int) -> np.ndarray:
+    """Split ``total`` across classes in proportion to ``sizes``, each share an integer, the shares summing up."""
+    quotas = sizes * (total / max(int(sizes.sum()), 1))
+    shares = np.floor(quotas).astype(np.int64)
+    remainder = total - int(shares.sum())
+    shares[np.argsort(-(quotas - shares), kind="stable")[:remainder]] += 1
+    return np.minimum(shares, sizes)
+
+
+def _stratified_split(labels: np.ndarray, val_split: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Training and validation indices (sorted): ``val_split`` of every class held out, every class kept in training."""
+    rng = np.random.default_rng(seed)
+    sizes = np.bincount(labels)
+    held = np.minimum(_apportion(sizes, round(len(labels) * val_split)), np.maximum(sizes - 1, 0))
+    train, val = [], []
+    for label, n_val in enumerate(held):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        val.append(members[:n_val])
+        train.append(members[n_val:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def _take(labels: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
+    """Positions of at most ``limit`` items, classes in proportion (all positions when no limit applies)."""
+    if limit is None or limit >= len(labels):
+        return np.arange(len(labels))
+    rng = np.random.default_rng([seed, 1])
+    shares = _apportion(np.bincount(labels), limit)
+    return np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:n] for c, n in enumerate(shares)]))
+
+
+def _split_pool(images: _Images, labels: np.ndarray, classes: Sequence[str], spec: DataSpec, seed: int) -> _Split:
+    train, val = _stratified_split(labels, spec.val_split, seed)
+    if len(val) == 0 or len(train) == 0:
+        raise DatasetError(
+            f"{len(labels)} images are too few to hold out {spec.val_split:.0%} for validation: add images to "
+            "every class (a few per class at least)."
+        )
+    train = train[_take(labels[train], spec.limit, seed)]
+    return _Split(_Subset(images, train), labels[train], _Subset(images, val), labels[val], tuple(classes))
+
+
+# Loaders, one per kind.
+
+
+def _load_shapes(spec: DataSpec, seed: int, progress: ProgressFn | None) -> _Split:
+    n = spec.count if spec.limit is None else min(spec.count, spec.limit)
+    n_val = max(1, round(spec.count * spec.val_split))
+    classes = len(SHAPE_CLASSES)
+    return _Split(
+        train=_Shapes(n, seed, spec.size),
+        train_labels=np.arange(n) % classes,
+        val=_Shapes(n_val, seed + _SHAPES_VAL_SEED_OFFSET, spec.size),
+        val_labels=np.arange(n_val) % classes,
+        classes=SHAPE_CLASSES,
+    )
+
+
+def _load_digits(spec: DataSpec, seed: int, progress: ProgressFn | None) -> _Split:
+    # digits_split, as the shipped lenet5-digits: seed 0 and a 0.2 share hold out exactly its held-out test set
+    split = digits_split(spec.val_split, seed)
+    keep = _take(split.train_labels, spec.limit, seed)
+    return _Split(
+        train=_Pictures([split.train_images[i] for i in keep]),
+        train_labels=split.train_labels[keep],
+        val=_Pictures(split.test_images),
+        val_labels=split.test_labels,
+        classes=DIGIT_CLASSES,
+    )
+
+
+def _load_folder(spec: DataSpec, seed: int, progress: ProgressFn | None) -> _Split:
+    if not spec.path:
+        raise DatasetError("A folder dataset needs a path: the folder that holds one subfolder per class.")
+    root = Path(spec.path).expanduser()
+    if not root.is_dir():
+        raise DatasetError(f"{root} is not a folder. Give the folder that holds one subfolder per class.")
+    paths, labels, classes = [], [], []
+    for folder in sorted(d for d in root.iterdir() if d.is_dir() and not _hidden(d.name)):
+        files = sorted(
+            (p for p in folder.rglob("*") if _is_image_name(p.relative_to(folder).parts) and p.is_file()),
+            key=lambda p: p.relative_to(folder).as_posix(),
+        )
+        if files:
+            labels += [len(classes)] * len(files)
+            paths += files
+            classes.append(folder.name)
+    if len(classes) < 2:
+        raise DatasetError(
+            f"{root} has {len(classes)} class folder(s) with images ({', '.join(classes) or 'none'}); training "
+            "needs at least two. Put each class's images in its own subfolder."
+        )
+    return _split_pool(_Files(paths), np.asarray(labels, dtype=np.int64), classes, spec, seed)
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".") or name == "__MACOSX"
+
+
+def _is_image_name(parts: Sequence[str]) -> bool:
+    return bool(parts) and not any(_hidden(p) for p in parts) and Path(parts[-1]).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _dataset_root(spec: DataSpec) -> Path:
+    return Path(spec.path).expanduser() if spec.path else datasets_home()
+
+
+def _load_mnist_like(class_name: str, title: str) -> Callable[[DataSpec, int, ProgressFn | None], _Split]:
+    """A loader for torchvision's ``MNIST`` or ``FashionMNIST``: its training split, read from ``ROOT/NAME/raw``."""
+
+    def load(spec: DataSpec, seed: int, progress: ProgressFn | None) -> _Split:
+        import torchvision.datasets
+
+        cls = getattr(torchvision.datasets, class_name)
+        root = _dataset_root(spec)
+        raw = root / class_name / "raw"  # torchvision's layout: the class name, then raw/
+        archives = [name for name, _ in cls.resources]
+        missing = [name for name in archives if not (raw / name.removesuffix(".gz")).exists()]
+        for name in [m for m in missing if (raw / m).exists()]:  # compressed files put there by hand
+            _gunzip(raw / name)
+        missing = [name for name in missing if not (raw / name.removesuffix(".gz")).exists()]
+        if missing:
+            where = (
+                f"Put the files {', '.join(archives)} (from {cls.mirrors[0]}), compressed or not, in {raw}, "
+                "or run again with internet access."
+            )
+            md5s = dict(cls.resources)
+            files = [([mirror + name for mirror in cls.mirrors], raw / name, md5s[name]) for name in missing]
+            _download_all(title, files, progress, where)
+            for name in missing:
+                _gunzip(raw / name)
+        try:
+            dataset = cls(str(root), train=True, download=False)
+            pixels, labels = dataset.data.numpy(), dataset.targets.numpy().astype(np.int64)
+        except Exception as err:  # torchvision asserts on a malformed file; anything here means a damaged one
+            raise DatasetError(f"The {title} files in {raw} are damaged ({err!r}). Delete them and try again.") from err
+        if pixels.ndim != 3 or len(pixels) != len(labels) or labels.min() < 0 or labels.max() >= len(cls.classes):
+            raise DatasetError(
+                f"The {title} files in {raw} do not match (images {pixels.shape}, labels {labels.shape}). "
+                "Delete them and try again."
+            )
+        return _split_pool(_Arrays(pixels), labels, cls.classes, spec, seed)
+
+    return load
+
+
+def _load_cifar10(spec: DataSpec, seed: int, progress: ProgressFn | None) -> _Split:
+    from torchvision.datasets import CIFAR10
+
+    root = _dataset_root(spec)
+    folder = root / CIFAR10.base_folder
+    needed = [name for name, _ in CIFAR10.train_list] + [CIFAR10.meta["filename"]]
+    if not all((folder / name).exists() for name in needed):
+        archive = root / CIFAR10.filename
+        if not archive.exists():
+            where = (
+                f"Put {CIFAR10.filename} (from {CIFAR10.url}) or its extracted folder {CIFAR10.base_folder} in "
+                f"{root}, or run again with internet access."
+            )
+            _download_all("CIFAR-10", [([CIFAR10.url], archive, CIFAR10.tgz_md5)], progress, where)
+        with tarfile.open(archive, "r:gz") as tar:
+            tar.extractall(root, filter="data")
+    # torchvision's CIFAR10 class insists on the md5 of every original file and unpickles without restriction; the
+    # batches are read here instead, allowing only numpy arrays, lists and strings.
+    try:
+        batches = [_unpickle_arrays(folder / name) for name, _ in CIFAR10.train_list]
+        pixels = np.concatenate([np.asarray(b["data"], dtype=np.uint8).reshape(-1, 3, 32, 32) for b in batches])
+        labels = np.concatenate([np.asarray(b["labels"], dtype=np.int64) for b in batches])
+        classes = [
+            n.decode() if isinstance(n, bytes) else str(n)
+            for n in _unpickle_arrays(folder / CIFAR10.meta["filename"])[CIFAR10.meta["key"]]
+        ]
+    except Exception as err:  # a truncated, foreign or hostile pickle raises anything from KeyError to EOFError
+        raise DatasetError(f"The CIFAR-10 files in {folder} are damaged ({err!r}). Delete them and try again.") from err
+    if len(pixels) != len(labels) or labels.min() < 0 or labels.max() >= len(classes):
+        raise DatasetError(f"The CIFAR-10 files in {folder} do not match ({len(pixels)} images, {len(labels)} labels).")
+    return _split_pool(_Arrays(pixels.transpose(0, 2, 3, 1).copy()), labels, classes, spec, seed)
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles dicts of numpy arrays, lists and strings; anything else (code) is refused."""
+
+    _ALLOWED = frozenset(
+        {
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy.core.numeric", "_frombuffer"),
+            ("numpy._core.numeric", "_frombuffer"),
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+            ("_codecs", "encode"),
+        }
+    )
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a dataset file")
+        return super().find_class(module, name)
+
+
+def _unpickle_arrays(path: Path) -> dict:
+    with open(path, "rb") as f:
+        value = _ArrayUnpickler(f, encoding="latin1").load()  # the batches were pickled by Python 2
+    if not isinstance(value, dict):
+        raise DatasetError(f"{path} does not hold a CIFAR batch.")
+    return {k.decode() if isinstance(k, bytes) else k: v for k, v in value.items()}
+
+
+def _gunzip(path: Path) -> None:
+    """Decompress ``NAME.gz`` next to itself as ``NAME``, atomically."""
+    target = path.with_suffix("")
+    with gzip.open(path, "rb") as src, tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as tmp:
+        try:
+            shutil.copyfileobj(src, tmp)
+        except BaseException:
+            tmp.close()
+            os.unlink(tmp.name)
+            raise
+    os.replace(tmp.name, target)
+
+
+def _download_all(
+    title: str, files: Sequence[tuple[Sequence[str], Path, str]], progress: ProgressFn | None, where: str
+) -> None:
+    """Download each ``(mirror urls, destination, md5)``, reporting bytes across all files; explain failures."""
+    if _offline():
+        raise DatasetUnavailable(f"{title} is not downloaded yet and CNN_EXPLORER_OFFLINE is set. {where}")
+    tally = _Tally(progress)
+    for urls, destination, md5 in files:
+        errors = []
+        for url in urls:
+            try:
+                _download(url, destination, md5, tally)
+                break
+            except (urllib.error.URLError, OSError, ValueError) as err:
+                errors.append(f"{url}: {err}")
+        else:
+            raise DatasetUnavailable(f"{title} could not be downloaded ({'; '.join(errors)}). {where}")
+
+
+class _Tally:
+    """Bytes done across several downloads; the total is the sum of the sizes announced so far (None if one was not)."""
+
+    def __init__(self, progress: ProgressFn | None) -> None:
+        self.progress, self.done, self.total = progress, 0, 0
+
+    def expect(self, length: int | None) -> None:
+        self.total = None if length is None or self.total is None else self.total + length
+
+    def add(self, n: int) -> None:
+        self.done += n
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+
+def _download(url: str, destination: Path, md5: str, tally: _Tally) -> None:
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.md5(usedforsecurity=False)  # torchvision publishes md5s; this only detects damage
+    with tempfile.NamedTemporaryFile(dir=destination.parent, prefix=f".{destination.name}.", delete=False) as tmp:
+        try:
+            with urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT_S) as response:
+                length = response.headers.get("Content-Length")
+                tally.expect(int(length) if length else None)
+                while chunk := response.read(1 << 20):
+                    tmp.write(chunk)
+                    digest.update(chunk)
+                    tally.add(len(chunk))
+            if digest.hexdigest() != md5:
+                raise OSError(f"the download of {destination.name} is damaged (checksum mismatch)")
+        except BaseException:
+            tmp.close()
+            os.unlink(tmp.name)
+            raise
+    os.replace(tmp.name, destination)
+
+
+DATASETS: dict[str, DatasetKind] = {
+    kind.key: kind
+    for kind in (
+        DatasetKind(
+            "shapes",
+            "Synthetic shapes",
+            f"{len(SHAPE_CLASSES)} kinds of filled shapes on random backgrounds, drawn fresh every epoch (built in).",
+            channels=3,
+            size=None,
+            source="built-in",
+            per_image_standardization=True,
+            load=_load_shapes,
+        ),
+        DatasetKind(
+            "digits",
+            "Handwritten digits (scikit-learn)",
+            "1797 scans of handwritten digits, 8×8 grey, light ink on black (built in).",
+            channels=1,
+            size=8,
+            source="built-in",
+            invert_light_background=True,
+            load=_load_digits,
+        ),
+        DatasetKind(
+            "folder",
+            "Your images",
+            "A folder (or uploaded zip) with one subfolder of images per class.",
+            channels=3,
+            size=None,
+            source="folder",
+            load=_load_folder,
+        ),
+        DatasetKind(
+            "mnist",
+            "MNIST",
+            "60,000 handwritten digits, 28×28 grey, light ink on black (torchvision download, 12 MB).",
+            channels=1,
+            size=28,
+            source="download",
+            invert_light_background=True,
+            load=_load_mnist_like("MNIST", "MNIST"),
+        ),
+        DatasetKind(
+            "fashion_mnist",
+            "Fashion-MNIST",
+            "60,000 photos of clothing in 10 classes, 28×28 grey, light on black (torchvision download, 30 MB).",
+            channels=1,
+            size=28,
+            source="download",
+            invert_light_background=True,
+            load=_load_mnist_like("FashionMNIST", "Fashion-MNIST"),
+        ),
+        DatasetKind(
+            "cifar10",
+            "CIFAR-10",
+            "50,000 small photos of 10 kinds of animals and vehicles, 32×32 RGB (torchvision download, 163 MB).",
+            channels=3,
+            size=32,
+            source="download",
+            load=_load_cifar10,
+        ),
+    )
+}
+"""Every dataset kind, in the order the training page lists them."""
+
+
+def preview(prepared: Prepared, per_class: int = 8) -> list[tuple[str, list[Image.Image]]]:
+    """The first training images of each class as the model sees them (resized, before augmentation).
+
+    Returns:
+        ``(class name, up to per_class images)`` for every class, in label order.
+    """
+    labels = prepared.train.labels
+    return [
+        (name, [prepared.train.image(int(i)) for i in np.flatnonzero(labels == label)[:per_class]])
+        for label, name in enumerate(prepared.class_names)
+    ]
+
+
+_IMBALANCE_RATIO = 2.0
+
+
+def imbalance(counts: dict[str, int]) -> str | None:
+    """A warning when the largest class has at least twice the images of the smallest, else None."""
+    if len(counts) < 2:
+        return None
+    largest, smallest = max(counts, key=counts.__getitem__), min(counts, key=counts.__getitem__)
+    big, small = counts[largest], counts[smallest]
+    if small == 0:
+        return (
+            f"Class {smallest!r} has no training images, so the model cannot learn it: add images of it or remove "
+            "the class."
+        )
+    if big < _IMBALANCE_RATIO * small:
+        return None
+    return (
+        f"The classes are imbalanced: {largest!r} has {big:,} training images, {smallest!r} only {small:,} "
+        f"({big / small:.1f}×). The model may favour the larger classes and overall accuracy can hide it: watch "
+        "the per-class accuracy, or add images to the smaller classes."
+    )
+
+
+# --- Uploaded archives ------------------------------------------------------------------------------------------
+
+MAX_ZIP_FILES = 20_000
+"""Most images one uploaded archive may hold."""
+MAX_ZIP_BYTES = 500 * 2**20
+"""Most bytes an uploaded archive may hold once extracted (500 MB)."""
+
+
+@dataclass(frozen=True)
+class ZipReport:
+    """What :func:`extract_zip` extracted.
+
+    Attributes:
+        folder: The dataset folder (one subfolder per class): a ``DataSpec.path`` for ``kind="folder"``.
+        classes: The class names (folder names), sorted.
+        counts: Images per class.
+        skipped: Entries not extracted: files that are not images (by name or content), hidden files and
+            ``__MACOSX`` metadata, images outside a class folder, repeated names.
+    """
+
+    folder: Path
+    classes: tuple[str, ...]
+    counts: dict[str, int]
+    skipped: int
+
+
+def extract_zip(
+    data: bytes | str | os.PathLike | BinaryIO,
+    target: str | os.PathLike,
+    max_files: int = MAX_ZIP_FILES,
+    max_bytes: int = MAX_ZIP_BYTES,
+) -> ZipReport:
+    """Check an uploaded zip of class folders and extract its images into ``target``.
+
+    The archive holds one folder per class, optionally wrapped in one top-level folder. Before anything is written,
+    every name is checked (no absolute path, no ``..``, no link, no encrypted entry) and the image count and
+    declared total size are capped; while extracting, the bytes actually decompressed are counted against the same
+    cap (an archive can lie about its sizes). Everything is extracted into a temporary folder beside ``target`` and
+    renamed into place only when it all succeeded: a refused archive leaves nothing behind.
+
+    Args:
+        data: The archive: its bytes, a path, or a binary file object.
+        target: The folder to create; it must not exist yet (or be empty).
+        max_files: Most images extracted.
+        max_bytes: Most bytes extracted.
+
+    Returns:
+        What was extracted (see :class:`ZipReport`).
+
+    Raises:
+        DatasetError: The archive is refused; the message says why and what to do.
+    """
+    target = Path(target)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise DatasetError(f"{target} already exists. Choose another name for the dataset, or delete the old one.")
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data) if isinstance(data, bytes | bytearray) else data)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as err:
+        raise DatasetError(
+            "This file is not a zip archive (or is damaged). Put one folder of images per class into a zip file "
+            "and upload that."
+        ) from err
+    except OSError as err:
+        raise DatasetError(f"The archive cannot be read ({err}).") from err
+    with archive:
+        entries, skipped = _plan_extraction(archive.infolist(), max_files, max_bytes)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            counts, rejected = _extract(archive, entries, staging, max_bytes)
+            classes = tuple(sorted(c for c, n in counts.items() if n > 0))
+            if len(classes) < 2:
+                raise DatasetError(_too_few_classes(classes))
+            if target.exists():
+                target.rmdir()
+            os.replace(staging, target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    return ZipReport(target, classes, {c: counts[c] for c in classes}, skipped + rejected)
+
+
+def _too_few_classes(classes: Sequence[str]) -> str:
+    found = f"one class folder with images ({classes[0]})" if classes else "no class folder with images"
+    return (
+        f"The archive has {found}; training needs at least two. Put each class's images in its own folder "
+        "(cats/…, dogs/…) and zip those folders together."
+    )
+
+
+@dataclass(frozen=True)
+class _Entry:
+    info: zipfile.ZipInfo
+    label: str  # class folder
+    parts: tuple[str, ...]  # path under the dataset folder, starting with the class folder
+
+
+def _plan_extraction(infos: Sequence[zipfile.ZipInfo], max_files: int, max_bytes: int) -> tuple[list[_Entry], int]:
+    """The image entries to extract and the count of skipped ones; refuses unsafe or oversized archives."""
+    candidates, skipped = [], 0
+    for info in infos:
+        name = info.filename.replace("\\", "/")
+        if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+            raise DatasetError(f"The archive holds an absolute path ({info.filename!r}); it is refused. {_REZIP}")
+        parts = tuple(p for p in name.split("/") if p not in ("", "."))
+        if ".." in parts:
+            raise DatasetError(
+                f"The archive holds a path leading outside it ({info.filename!r}); it is refused. {_REZIP}"
+            )
+        mode = info.external_attr >> 16
+        if stat.S_ISLNK(mode):
+            raise DatasetError(f"The archive holds a link ({info.filename!r}); links are refused. {_REZIP}")
+        if info.is_dir() or not parts:
+            continue
+        if stat.S_IFMT(mode) not in (0, stat.S_IFREG):  # 0: no type recorded (zipfile.writestr, Windows tools)
+            raise DatasetError(f"The archive holds a special file ({info.filename!r}); it is refused. {_REZIP}")
+        if info.flag_bits & 0x1:
+            raise DatasetError(
+                f"The archive is password-protected ({info.filename!r}). Zip the folders without a password."
+            )
+        if _is_image_name(parts):
+            candidates.append((info, parts))
+        else:
+            skipped += 1
+    # One top-level folder around the class folders is unwrapped (images lying in it directly then sit in no class).
+    tops = {parts[0] for _, parts in candidates}
+    if len(tops) == 1 and any(len(parts) >= 3 for _, parts in candidates):
+        candidates = [(info, parts[1:]) for info, parts in candidates]
+    entries = [_Entry(info, parts[0], parts) for info, parts in candidates if len(parts) >= 2]
+    skipped += len(candidates) - len(entries)  # images lying outside any class folder
+    if len(entries) > max_files:
+        raise DatasetError(
+            f"The archive holds {len(entries):,} images; at most {max_files:,} are accepted. Use fewer images "
+            "per class."
+        )
+    declared = sum(entry.info.file_size for entry in entries)
+    if declared > max_bytes:
+        raise DatasetError(_too_big(declared, max_bytes))
+    classes = sorted({entry.label for entry in entries})
+    if len(classes) < 2:
+        raise DatasetError(_too_few_classes(classes))
+    return entries, skipped
+
+
+_REZIP = "Zip the class folders themselves (no links, no paths outside the folder) and upload again."
+
+
+def _too_big(size: int, max_bytes: int) -> str:
+    return (
+        f"The archive's images take {size / 2**20:,.0f} MB once extracted; at most {max_bytes / 2**20:,.0f} MB "
+        "are accepted. Use fewer or smaller images (resizing photos to about 256 pixels loses nothing a small "
+        "network can use)."
+    )
+
+
+def _extract(
+    archive: zipfile.ZipFile, entries: Sequence[_Entry], staging: Path, max_bytes: int
+) -> tuple[Counter[str], int]:
+    """Extract ``entries`` under ``staging``, counting bytes as they decompress; drop files that are no images."""
+    counts: Counter[str] = Counter()
+    rejected, written, root = 0, 0, staging.resolve()
+    for entry in entries:
+        destination = staging.joinpath(*entry.parts)
+        if not destination.resolve().is_relative_to(root):
+            raise DatasetError(f"The archive holds a path leading outside it ({entry.info.filename!r}). {_REZIP}")
+        try:
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            with archive.open(entry.info) as source, open(destination, "xb") as out:
+                while chunk := source.read(1 << 20):
+                    written += len(chunk)
+                    if written > max_bytes:
+                        raise DatasetError(_too_big(written, max_bytes))
+                    out.write(chunk)
+        except FileExistsError:
+            rejected += 1  # the same name twice: the first one stands
+            continue
+        except (zipfile.BadZipFile, zlib.error, EOFError) as err:
+            raise DatasetError(
+                f"The archive is damaged or its sizes are forged ({entry.info.filename!r}: {err}). Create the zip "
+                "again and upload it."
+            ) from err
+        except NotImplementedError as err:
+            raise DatasetError(
+                f"The archive uses a compression method that cannot be read ({err}). Create it again with the "
+                "standard (deflate) compression."
+            ) from err
+        except OSError as err:
+            raise DatasetError(f"{entry.info.filename!r} could not be extracted ({err}).") from err
+        if _looks_like_image(destination):
+            counts[entry.label] += 1
+        else:
+            destination.unlink()
+            rejected += 1
+    return counts, rejected
+
+
+def _looks_like_image(path: Path) -> bool:
+    """The header names an image format and a size :func:`load_image` accepts (the pixels are not decoded)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                return image.width * image.height <= MAX_PIXELS
+    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError):
+        return False
