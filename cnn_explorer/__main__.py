@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import json
+import signal
 import sys
 
-from cnn_explorer import defaults
+from cnn_explorer import defaults, jobs
 from cnn_explorer.images import SAMPLES_DIR
+from cnn_explorer.runspec import PRESETS, preset
+
+# Exit codes of ``train``: the run finished, failed, or was stopped (Ctrl-C, as a shell's 128 + SIGINT).
+_EXIT = {"done": 0, "failed": 1, "stopped": 130}
 
 
 def _train_defaults(args: argparse.Namespace) -> int:
@@ -22,6 +28,38 @@ def _make_samples(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    changes = {"epochs": args.epochs} if args.epochs is not None else {}
+    spec = preset(args.preset, **changes)
+    interrupted = []
+
+    def on_interrupt(signum: int, frame: object) -> None:
+        if interrupted:  # a second Ctrl-C: leave at once
+            raise KeyboardInterrupt
+        interrupted.append(True)
+        print("stopping after this batch (Ctrl-C again to quit at once)", file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        outcome = jobs.train_foreground(spec, log=_print, should_stop=lambda: bool(interrupted))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    metrics = outcome.metrics()
+    if args.json:
+        print(json.dumps(metrics), flush=True)
+    elif metrics["val_accuracy"] is not None:
+        print(f"{metrics['model']}: validation accuracy {metrics['val_accuracy']:.2%} (epoch {metrics['best_epoch']})")
+    return _EXIT[outcome.status]
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    return jobs.work(args.run_id)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cnn_explorer", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -30,6 +68,14 @@ def main(argv: list[str] | None = None) -> int:
     train.set_defaults(run=_train_defaults)
     samples = commands.add_parser("make-samples", help="write held-out samples of the built-in datasets to assets/")
     samples.set_defaults(run=_make_samples)
+    run = commands.add_parser("train", help="train a preset in the foreground, recorded in the run store")
+    run.add_argument("--preset", required=True, choices=list(PRESETS), help="what to train")
+    run.add_argument("--epochs", type=int, help="override the preset's epochs")
+    run.add_argument("--json", action="store_true", help="print the final metrics as JSON on the last line")
+    run.set_defaults(run=_train)
+    worker = commands.add_parser("worker", help="train one queued run (started by the app, not by hand)")
+    worker.add_argument("run_id")
+    worker.set_defaults(run=_worker)
     args = parser.parse_args(argv)
     return args.run(args)
 

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -173,6 +175,7 @@ def fit(
     on_batch: Callable[[BatchProgress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     progress_every: float = 0.5,
+    train_mode: Callable[[nn.Module], Any] | None = None,
 ) -> FitResult:
     """Train ``module`` in place with cross-entropy; with ``val_data``, keep the weights of the best epoch.
 
@@ -187,6 +190,8 @@ def fit(
         should_stop: Polled before every batch and every validation batch; True stops at once, dropping the
             unfinished epoch.
         progress_every: Seconds between ``on_batch`` calls.
+        train_mode: Puts the module in training mode at each epoch's start (default ``module.train()``;
+            ``architectures.train_mode`` keeps frozen batch norm in eval mode).
 
     Raises:
         TrainingDiverged: The training or validation loss became NaN or infinite.
@@ -218,7 +223,7 @@ def fit(
             )
             batches = len(loader)
             total_steps = config.epochs * batches
-            module.train()
+            (train_mode or nn.Module.train)(module)
             total_loss, correct, seen = 0.0, torch.zeros((), dtype=torch.long), 0
             epoch_started = last_report = time.perf_counter()
             for step, (x, y) in enumerate(loader):
@@ -316,7 +321,7 @@ def train(
 
 @torch.no_grad()
 def evaluate(module: nn.Module, dataset: Dataset, batch_size: int = 256) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of ``module`` on ``dataset`` (eval mode; the mode is restored)."""
+    """Mean cross-entropy and accuracy of ``module`` on ``dataset`` (eval mode; the modes are restored)."""
     return _evaluate(module, dataset, batch_size, lambda: False)
 
 
@@ -330,17 +335,13 @@ def predict_dataset(
     Raises:
         Interrupted: ``should_stop`` (polled before every batch) returned True.
     """
-    was_training = module.training
-    module.eval()
     labels, probabilities = [], []
-    try:
+    with _eval_mode(module):
         for x, y in DataLoader(dataset, batch_size=batch_size):
             if should_stop is not None and should_stop():
                 raise Interrupted
             labels.append(y)
             probabilities.append(torch.softmax(module(x), dim=1))
-    finally:
-        module.train(was_training)
     return torch.cat(labels), torch.cat(probabilities)
 
 
@@ -351,10 +352,8 @@ def predict_dataset(
 def _evaluate(
     module: nn.Module, dataset: Dataset, batch_size: int, should_stop: Callable[[], bool]
 ) -> tuple[float, float]:
-    was_training = module.training
-    module.eval()
     total_loss, correct, seen = 0.0, 0, 0
-    try:
+    with _eval_mode(module):
         for x, y in DataLoader(dataset, batch_size=batch_size):
             if should_stop():
                 raise Interrupted
@@ -362,9 +361,19 @@ def _evaluate(
             total_loss += nn.functional.cross_entropy(logits, y, reduction="sum").item()
             correct += (logits.argmax(1) == y).sum().item()
             seen += len(y)
-    finally:
-        module.train(was_training)
     return total_loss / seen, correct / seen
+
+
+@contextmanager
+def _eval_mode(module: nn.Module) -> Iterator[None]:
+    """Eval mode for the duration; every submodule's own mode restored after (a frozen batch norm stays in eval)."""
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        yield
+    finally:
+        for m, training in modes:
+            m.training = training
 
 
 def _finish(

@@ -25,8 +25,10 @@ import torch
 import torchvision.models
 from torch import Tensor, nn
 
+from cnn_explorer import runs
 from cnn_explorer.architectures import ARCHITECTURES
 from cnn_explorer.preprocess import Preprocess
+from cnn_explorer.runspec import RunSpec
 
 __all__ = [
     "ASSETS_MODELS",
@@ -114,7 +116,8 @@ class Prediction:
 
 
 def available_models() -> list[str]:
-    """Every model name the app can offer, built-in first (ImageNet ones even when they still need a download)."""
+    """Every model name the app can offer: built-in first, then ImageNet (even when they still need a download),
+    then finished training runs (``run-<id>``, newest first; the run store is read at every call)."""
     return list(_registry())
 
 
@@ -154,7 +157,7 @@ def predict(model: LoadedModel, x: Tensor, k: int = 5) -> Prediction:
 
 
 def _registry() -> dict[str, ModelEntry]:
-    return {**_builtin_entries(), **_imagenet_entries()}
+    return {**_builtin_entries(), **_imagenet_entries(), **_run_entries()}
 
 
 @cache
@@ -262,6 +265,82 @@ def _imagenet_card(name: str, weights: torchvision.models.WeightsEnum, preproces
         f"- **Weights:** {weights.url}\n\n"
         f"**Preprocessing**\n\n{steps}\n"
     )
+
+
+# ── trained runs from the run store ─────────────────────────────────────────────────────────────────────────────
+
+
+def _run_entries() -> dict[str, ModelEntry]:
+    """Finished runs with a best checkpoint, read from the store now (not cached: runs finish, get renamed and
+    deleted while the app runs)."""
+    entries = {}
+    for run in runs.list_runs(runs.FINISHED):
+        if not run.has_checkpoint:
+            continue
+        try:
+            info = runs.read_model_info(run.id)
+        except (runs.RunNotFound, ValueError, OSError):  # deleted meanwhile, or damaged: not offered
+            continue
+        entries[run.model_name] = ModelEntry(
+            name=run.model_name,
+            family="trained run",
+            summary=_run_summary(run, info),
+            is_ready=lambda run=run: run.has_checkpoint,
+            load=lambda progress, run_id=run.id: _load_run(run_id),
+        )
+    return entries
+
+
+def _run_summary(run: runs.Run, info: dict) -> str:
+    accuracy = "" if run.best_val_accuracy is None else f" · val acc {run.best_val_accuracy:.1%}"
+    return f"{run.name} · {info['architecture']} · {info['parameters']:,} params{accuracy}"
+
+
+def _load_run(run_id: str) -> LoadedModel:
+    from cnn_explorer import architectures  # at call time: a transfer model's builder loads its base from the zoo
+
+    run = runs.get_run(run_id)
+    info = runs.read_model_info(run.id)
+    model_spec = RunSpec.from_dict({"name": run.name, "model": info["model"]}).model
+    try:
+        module = architectures.build_model(model_spec, **info["build"], pretrained=False)  # best.pt has them all
+        module.load_state_dict(runs.load_checkpoint(run.id, "best"))
+    except Exception as err:  # a damaged file raises anything from OSError to UnpicklingError
+        raise ModelUnavailable(
+            f"The best checkpoint of run {run.id} ({run.name}) at {run.folder / 'best.pt'} cannot be loaded "
+            f"({err}). Train the run again."
+        ) from err
+    preprocess = Preprocess.from_dict(info["preprocess"])
+    return LoadedModel(
+        name=run.model_name,
+        module=module.eval(),
+        input_size=tuple(info["input_size"]),
+        class_names=tuple(info["class_names"]),
+        preprocess=preprocess,
+        summary=_run_summary(run, info),
+        card=_run_card(run, info, preprocess),
+    )
+
+
+def _run_card(run: runs.Run, info: dict, preprocess: Preprocess) -> str:
+    spec, settings = run.spec, run.spec.settings
+    results = runs.read_results(run.id)
+    best = f"{run.best_val_accuracy:.2%}" if run.best_val_accuracy is not None else "—"
+    epoch = f" (epoch {results['epoch']})" if results is not None else ""
+    steps = "\n".join(f"{i}. {step}" for i, step in enumerate(preprocess.steps(), 1))
+    lines = [
+        f"### {run.name} (`{run.model_name}`)\n",
+        f"- **Architecture:** {info['architecture']} ({info['parameters']:,} parameters, "
+        f"{info['trainable_parameters']:,} trained)",
+        f"- **Data:** {info['data'].get('description') or spec.data.kind} Classes: {', '.join(info['class_names'])}.",
+        f"- **Training:** {settings.optimizer}, learning rate {settings.lr:g} (cosine), batch {settings.batch_size}, "
+        f"{settings.epochs} epochs, weight decay {settings.weight_decay:g}, dropout {settings.dropout:g}, "
+        f"patience {settings.patience or 'off'}, seed {settings.seed}",
+        f"- **Validation accuracy of the kept checkpoint:** {best}{epoch}",
+        f"- **Run:** {run.status}{f' — {run.message}' if run.message else ''}",
+        f"\n**Preprocessing**\n\n{steps}\n",
+    ]
+    return "\n".join(lines)
 
 
 # ── ImageNet weights in torch's hub cache ───────────────────────────────────────────────────────────────────────

@@ -1,0 +1,276 @@
+"""Training in the background: one worker process per run, one run at a time, a queue that drains by itself.
+
+A run executes in its own process, ``python -m cnn_explorer worker RUN_ID`` (``subprocess``, never
+``multiprocessing``: under Streamlit, spawn would re-run the page script), so a crash, a memory blow-up or a stop
+never touches the app. The run store decides who runs: :func:`kick` atomically claims the oldest queued run only
+while none is running (``runs.claim_next``), and every worker kicks the queue when its run ends, so queued runs
+start even with no page open. The app only reads the store; :func:`poll` repairs what a dead process left behind.
+
+Stopping: :func:`stop` drops a flag file that the worker looks at every batch (at most every 0.1 s), which ends the
+run as "stopped" within a second or two, checkpoints kept; a worker that does not end within ``STOP_GRACE_S`` is
+terminated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from cnn_explorer import runner, runs
+from cnn_explorer.runspec import RunSpec
+
+__all__ = ["STOP_GRACE_S", "kick", "poll", "stop", "submit", "train_foreground", "work"]
+
+STOP_GRACE_S = 5.0  # a worker still alive this long after a stop request is terminated
+WORKER_START_GRACE_S = 60.0  # a claimed run whose process never showed up has failed after this long
+_KILL_GRACE_S = 1.0  # after SIGTERM, before SIGKILL
+_LOG_TAIL_LINES = 6
+_PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the worker imports this checkout, installed or not
+_HAS_PROC = Path("/proc/self/stat").exists()
+
+# Worker processes this process started: polled to reap them (no zombies) and to learn their exit codes.
+_children: dict[int, subprocess.Popen] = {}  # by pid
+_exit_codes: dict[int, int] = {}
+
+
+def submit(spec: RunSpec) -> str:
+    """Queue a run and start it at once if nothing else is running.
+
+    Returns:
+        The run's id (its model will be ``run-<id>``).
+    """
+    run = runs.create_run(spec)
+    kick()
+    return run.id
+
+
+def kick() -> str | None:
+    """Start a worker for the oldest queued run when no run is running.
+
+    Returns:
+        The id of the run started, or None.
+    """
+    _reap()
+    return _start_next()
+
+
+def poll() -> list[str]:
+    """Repair the store after dead processes, enforce overdue stops, and start the next queued run.
+
+    A "running" run whose process is gone (killed, out of memory, a crash outside the run's own error handling)
+    becomes "failed" with the exit code and the last lines of its ``worker.log``. Cheap enough for every page
+    refresh: one index query and a ``/proc`` look-up per running run.
+
+    Returns:
+        The ids of the runs it marked failed.
+    """
+    _enforce_stops()
+    failed = _reap()
+    _start_next()
+    return failed
+
+
+def stop(run_id: str | int, *, wait: bool = True, timeout: float = STOP_GRACE_S) -> runs.Run:
+    """Stop a run: a queued run is cancelled, a running one asked to stop (its checkpoints are kept).
+
+    Args:
+        run_id: The run.
+        wait: Return only once the worker has ended (terminating it after ``timeout`` seconds); otherwise return
+            at once, and a later :func:`poll` terminates a worker that ignores the request.
+        timeout: Seconds to wait before terminating.
+
+    Returns:
+        The run as it is now.
+    """
+    run = runs.get_run(run_id)
+    if run.status == "queued" and runs.set_status(
+        run.id, "stopped", message="Cancelled before it started.", expect="queued"
+    ):
+        return runs.get_run(run.id)
+    run = runs.get_run(run.id)
+    if run.status != "running":
+        return run
+    runs.request_stop(run.id)
+    if not wait:
+        return run
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _reap_children()
+        run = runs.get_run(run.id)
+        if run.status != "running" and (run.pid is None or not _alive(run.pid)):
+            break
+        time.sleep(0.05)
+    else:
+        _terminate(run.id, timeout)
+    kick()
+    return runs.get_run(run.id)
+
+
+def work(run_id: str | int) -> int:
+    """The worker process's body (``python -m cnn_explorer worker RUN_ID``): train the claimed run, then start the
+    next queued one. Returns the process exit code (0: the run ended, whatever its status)."""
+    run = runs.get_run(run_id)
+    try:
+        if run.status != "running":  # cancelled or taken over while this process started
+            print(f"run {run.id} is {run.status}; nothing to do", flush=True)
+            return 0
+        runs.set_pid(run.id, os.getpid())
+        # One core is left to the app, whose page reruns must stay quick while a run trains; on two cores a second
+        # torch thread competing with it also made training itself several times slower.
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) - 1))
+        runner.execute(run.id, log=_print)
+        return 0
+    finally:
+        kick()
+
+
+def train_foreground(
+    spec: RunSpec, *, log: Callable[[str], None] | None = None, should_stop: Callable[[], bool] | None = None
+) -> runner.Outcome:
+    """Run ``spec`` in this process (the command line's ``train``), recorded in the store like any run. It runs
+    whatever else is running: the user asked for it explicitly. Queued runs start when it ends."""
+    run = runs.create_run(spec)
+    runs.claim_run(run.id, os.getpid())
+    try:
+        return runner.execute(run.id, log=log, should_stop=should_stop)
+    finally:
+        kick()
+
+
+# ── processes ───────────────────────────────────────────────────────────────────────────────────────────────────
+
+
+def _print(message: str) -> None:
+    print(message, flush=True)
+
+
+def _start_next() -> str | None:
+    run = runs.claim_next()
+    if run is None:
+        return None
+    try:
+        process = _spawn(run.id)
+    except OSError as err:
+        runs.set_status(run.id, "failed", message=f"The worker process could not start: {err}.", expect="running")
+        return None
+    runs.set_pid(run.id, process.pid)
+    return run.id
+
+
+def _spawn(run_id: str) -> subprocess.Popen:
+    env = dict(os.environ)
+    env["CNN_EXPLORER_HOME"] = str(runs.home().resolve())  # the worker's working directory differs from ours
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PACKAGE_ROOT), env.get("PYTHONPATH")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    folder = runs.run_dir(run_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "worker.log", "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cnn_explorer", "worker", run_id],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=_PACKAGE_ROOT,
+            env=env,
+            start_new_session=True,  # not in the app's process group: Ctrl-C on the app leaves the run alone
+        )
+    _children[process.pid] = process
+    return process
+
+
+def _reap_children() -> None:
+    for pid, process in list(_children.items()):
+        code = process.poll()
+        if code is not None:
+            _exit_codes[pid] = code
+            del _children[pid]
+
+
+def _reap() -> list[str]:
+    """Mark running runs whose process is gone as failed."""
+    _reap_children()
+    failed = []
+    for run in runs.list_runs("running"):
+        if run.pid is None:
+            if time.time() - (run.started or run.created) < WORKER_START_GRACE_S:
+                continue  # just claimed: its process is being started
+            message = "The worker process never started."
+        elif _alive(run.pid):
+            continue
+        else:
+            code = _exit_codes.get(run.pid)
+            how = f"exit code {code}" if code is not None else f"process {run.pid}"
+            message = f"The worker process ended without finishing the run ({how})."
+            if tail := _log_tail(run.id):
+                message += f" Last lines of its log:\n{tail}"
+        if runs.set_status(run.id, "failed", message=message, expect="running"):
+            runs.clear_stop(run.id)
+            failed.append(run.id)
+    return failed
+
+
+def _enforce_stops() -> None:
+    for run in runs.list_runs("running"):
+        requested = runs.stop_requested(run.id)
+        if requested is not None and time.time() - requested > STOP_GRACE_S:
+            _terminate(run.id, STOP_GRACE_S)
+
+
+def _terminate(run_id: str, waited: float) -> None:
+    """End a worker that ignored its stop request; the run is recorded as stopped."""
+    run = runs.get_run(run_id)
+    if run.pid is not None and _alive(run.pid):
+        _signal(run.pid, signal.SIGTERM)
+        deadline = time.monotonic() + _KILL_GRACE_S
+        while _alive(run.pid) and time.monotonic() < deadline:
+            _reap_children()
+            time.sleep(0.02)
+        if _alive(run.pid):
+            _signal(run.pid, signal.SIGKILL)
+    runs.set_status(
+        run.id,
+        "stopped",
+        message=f"Stopped: the worker did not respond within {waited:g} s and was terminated.",
+        expect="running",
+    )
+    runs.clear_stop(run.id)
+    _reap_children()
+
+
+def _signal(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
+        os.kill(pid, sig)
+
+
+def _alive(pid: int) -> bool:
+    """The process exists and is not a zombie (an exited child not yet reaped counts as dead)."""
+    if not _HAS_PROC:  # macOS: signal 0 only tells that the pid exists
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+
+
+def _log_tail(run_id: str) -> str:
+    path = runs.run_dir(run_id) / "worker.log"
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return ""
+    return "\n".join(lines[-_LOG_TAIL_LINES:])

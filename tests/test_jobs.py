@@ -1,0 +1,246 @@
+"""Background runs through real worker processes, and the command line: tiny specs, a few seconds each."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from cnn_explorer import data, jobs, runs, zoo
+from cnn_explorer.runspec import DataSpec, LayerSpec, ModelSpec, RunSpec, Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+TINY = RunSpec(
+    name="tiny",
+    data=DataSpec(kind="shapes", size=16, count=48, val_split=0.25),
+    model=ModelSpec(
+        layers=(
+            LayerSpec("conv", channels=4, padding=1),
+            LayerSpec("relu"),
+            LayerSpec("pool", kernel=2, stride=None),
+            LayerSpec("conv", channels=4, padding=1),
+            LayerSpec("relu"),
+            LayerSpec("flatten"),
+        )
+    ),
+    settings=Settings(epochs=2, batch_size=16),
+)
+# Long enough to be stopped or killed mid-epoch (it would train for minutes).
+LONG = replace(TINY, name="long", data=replace(TINY.data, count=20000, val_split=0.05), settings=Settings(epochs=50))
+
+
+def _wait(condition: Callable[[], object], timeout: float = 120.0, poll: bool = False) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if poll:
+            jobs.poll()
+        if value := condition():
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s; runs: {runs.list_runs()}")
+
+
+def _status(run_id: str, *statuses: str) -> Callable[[], bool]:
+    return lambda: runs.get_run(run_id).status in statuses
+
+
+def _training(run_id: str) -> Callable[[], bool]:
+    return lambda: (runs.read_progress(run_id) or {}).get("phase") == "training"
+
+
+def _use_home(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    monkeypatch.setenv("CNN_EXPLORER_HOME", str(home))
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    _use_home(monkeypatch, tmp_path / "home")
+    yield tmp_path / "home"
+    for run in runs.list_runs(("running", "queued")):  # never leave a worker behind
+        jobs.stop(run.id)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A tiny run trained to the end by a real worker process: (its home, its id)."""
+    home = tmp_path_factory.mktemp("finished")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _use_home(monkeypatch, home)
+        run_id = jobs.submit(TINY)
+        _wait(_status(run_id, "done", "failed", "stopped"))
+    return home, run_id
+
+
+def test_a_submitted_run_trains_to_done_in_a_worker_process(finished, monkeypatch):
+    home, run_id = finished
+    _use_home(monkeypatch, home)
+    run = runs.get_run(run_id)
+    assert run.status == "done", run.message
+    assert run.pid not in (None, os.getpid()) and run.started >= run.created and run.finished >= run.started
+    metrics = runs.read_metrics(run_id)
+    assert [m["epoch"] for m in metrics] == [1, 2]
+    assert run.best_val_accuracy == max((m for m in metrics if m["best"]), key=lambda m: m["epoch"])["val_accuracy"]
+    files = {p.name for p in run.folder.iterdir()}
+    assert {"spec.json", "model.json", "metrics.jsonl", "progress.json", "best.pt", "last.pt", "results.pt"} <= files
+    assert {"worker.log", "timelapse"} <= files and "stop" not in files
+    assert not [name for name in files if name.endswith(".tmp")]
+    assert runs.read_progress(run_id)["phase"] == "done"
+    assert "epoch 2/2" in (run.folder / "worker.log").read_text()
+
+
+def test_the_time_lapse_has_a_frame_per_epoch_and_names_its_layers(finished, monkeypatch):
+    home, run_id = finished
+    _use_home(monkeypatch, home)
+    frames = runs.read_timelapse(run_id)
+    assert [f["epoch"] for f in frames] == [0, 1, 2]  # 0: before training
+    info = runs.read_model_info(run_id)
+    val = data.prepare(TINY.data, TINY.settings.seed).val
+    for frame in frames:
+        assert frame["probe_index"] == 0 and frame["label"] == val[0][1]
+        assert (frame["filters_layer"], frame["features_layer"], frame["gradcam_layer"]) == ("conv1", "conv2", "conv2")
+        assert frame["filters"].shape == (4, 3, 3, 3)
+        assert frame["features"].shape == (4, 8, 8)
+        assert frame["gradcam"].shape == (16, 16) and torch.isfinite(frame["gradcam"]).all()
+        assert frame["probabilities"].sum().item() == pytest.approx(1.0, abs=1e-5)
+    assert info["timelapse"]["features_layer"] == "conv2"
+    assert not torch.equal(frames[0]["filters"], frames[-1]["filters"])  # the filters learnt something
+
+
+def test_results_match_the_best_checkpoint_and_the_zoo_model_predicts_the_same(finished, monkeypatch):
+    home, run_id = finished
+    _use_home(monkeypatch, home)
+    name = f"run-{run_id}"
+    assert name in zoo.available_models()
+    entry = zoo.model_entry(name)
+    run = runs.get_run(run_id)
+    assert entry.family == "trained run" and entry.is_ready()
+    assert entry.summary == f"tiny · CNN: 2 conv, 1 linear · 2,830 params · val acc {run.best_val_accuracy:.1%}"
+    model = zoo.load_model(name)
+    assert model.name == name and not model.module.training and model.input_size == (3, 16, 16)
+    assert model.class_names == data.SHAPE_CLASSES and "tiny" in model.card
+
+    results = runs.read_results(run_id)
+    val = data.prepare(TINY.data, TINY.settings.seed).val  # rebuilt from the spec, as the page does
+    x = torch.stack([val[i][0] for i in range(len(val))])
+    with torch.no_grad():
+        probabilities = torch.softmax(model.module(x), dim=1)
+    assert torch.equal(results["labels"], torch.tensor([val[i][1] for i in range(len(val))]))
+    torch.testing.assert_close(probabilities, results["probabilities"], rtol=0, atol=1e-6)
+    right = probabilities.argmax(1) == results["labels"]
+    assert results["val_accuracy"] == pytest.approx(right.float().mean().item())
+    assert results["val_accuracy"] == pytest.approx(run.best_val_accuracy)
+    for c in range(len(model.class_names)):
+        mine = results["labels"] == c
+        if mine.any():
+            assert results["per_class_accuracy"][c].item() == pytest.approx(right[mine].float().mean().item())
+    # The zoo's preprocessing of a picture is what the worker trained on.
+    picture = val.image(0)
+    torch.testing.assert_close(model.preprocess(picture)[0], val[0][0], rtol=0, atol=1e-6)
+
+
+def test_the_registry_rereads_the_store(finished, monkeypatch):
+    home, run_id = finished
+    _use_home(monkeypatch, home)
+    assert f"run-{run_id}" in zoo.available_models()
+    monkeypatch.setenv("CNN_EXPLORER_HOME", str(home.parent / "empty-home"))
+    assert not [n for n in zoo.available_models() if n.startswith("run-")]
+
+
+def test_stop_ends_a_running_run_within_seconds(home):
+    run_id = jobs.submit(LONG)
+    queued = jobs.submit(TINY)
+    assert runs.get_run(queued).status == "queued"  # one run at a time
+    assert jobs.stop(queued).status == "stopped"  # a queued run is cancelled at once
+    assert runs.get_run(queued).message == "Cancelled before it started."
+    _wait(_training(run_id))
+    pid = runs.get_run(run_id).pid
+    started = time.monotonic()
+    run = jobs.stop(run_id)
+    elapsed = time.monotonic() - started
+    assert run.status == "stopped" and run.message.startswith("Stopped after 0 complete epochs"), run.message
+    assert elapsed < 5.0, f"stop took {elapsed:.1f} s"
+    assert not jobs._alive(pid)
+    assert runs.stop_requested(run_id) is None
+    assert runs.get_run(queued).status == "stopped"  # the cancelled run did not start afterwards
+    assert (run.folder / "model.json").exists() and not run.in_zoo  # no epoch finished: nothing to offer
+
+
+def test_a_second_run_waits_for_the_first_and_the_worker_starts_it(home):
+    first = jobs.submit(TINY)
+    second = jobs.submit(replace(TINY, name="second"))
+    assert runs.get_run(second).status == "queued"
+    # No poll() here: the first worker starts the second run by itself, as with no page open.
+    _wait(_status(second, "done", "failed", "stopped"), timeout=180)
+    a, b = runs.get_run(first), runs.get_run(second)
+    assert (a.status, b.status) == ("done", "done"), (a.message, b.message)
+    assert b.started >= a.finished
+    assert a.pid != b.pid
+
+
+def test_a_crashing_run_fails_with_its_reason_and_the_app_carries_on(home, tmp_path):
+    missing = tmp_path / "no-such-folder"
+    run_id = jobs.submit(replace(TINY, name="broken", data=DataSpec(kind="folder", path=str(missing), size=16)))
+    run = _wait(lambda: (r := runs.get_run(run_id)).status in runs.FINISHED and r)
+    assert run.status == "failed"
+    assert str(missing) in run.message
+    assert "Traceback" not in run.message
+    assert not run.in_zoo and f"run-{run_id}" not in zoo.available_models()
+    assert jobs.poll() == []  # nothing else to repair
+    next_id = jobs.submit(TINY)  # the app (this process) is fine and the queue still works
+    _wait(_status(next_id, "done", "failed"))
+    assert runs.get_run(next_id).status == "done"
+
+
+def test_a_worker_killed_from_outside_is_marked_failed_by_poll(home):
+    run_id = jobs.submit(LONG)
+    _wait(_training(run_id))
+    pid = runs.get_run(run_id).pid
+    os.kill(pid, signal.SIGKILL)
+    _wait(lambda: not jobs._alive(pid), timeout=10, poll=True)
+    run = _wait(lambda: (r := runs.get_run(run_id)).status != "running" and r, timeout=10, poll=True)
+    assert run.status == "failed"
+    assert "exit code -9" in run.message
+
+
+def test_a_worker_that_ignores_its_stop_is_terminated(home, monkeypatch):
+    run_id = jobs.submit(LONG)
+    _wait(_training(run_id))
+    pid = runs.get_run(run_id).pid
+    os.kill(pid, signal.SIGSTOP)  # frozen: it cannot see the stop flag
+    try:
+        started = time.monotonic()
+        run = jobs.stop(run_id, timeout=1.0)
+        assert time.monotonic() - started < 5.0
+    finally:
+        if jobs._alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    assert run.status == "stopped" and "terminated" in run.message
+    _wait(lambda: not jobs._alive(pid), timeout=10)
+
+
+def test_the_command_line_trains_a_preset_and_prints_json_last(home):
+    out = subprocess.run(
+        [sys.executable, "-m", "cnn_explorer", "train", "--preset", "lenet5-digits", "--epochs", "1", "--json"],
+        cwd=ROOT,
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert any(line.startswith("epoch 1/1") for line in lines[:-1])  # progress first
+    metrics = json.loads(lines[-1])
+    assert 0.0 <= metrics["val_accuracy"] <= 1.0 and metrics["status"] == "done" and metrics["epochs"] == 1
+    run = runs.get_run(metrics["run_id"])  # recorded in the store
+    assert run.status == "done" and run.name == "LeNet-5 on digits" and run.spec.settings.epochs == 1
+    assert run.best_val_accuracy == pytest.approx(metrics["val_accuracy"])
+    assert f"run-{run.id}" in zoo.available_models()
