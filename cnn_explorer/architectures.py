@@ -512,15 +512,19 @@ def _check_input_fits(
 ) -> None:
     """Run the model on the meta device (shapes only, no arithmetic, no memory) to see that the input fits."""
     meta = {k: torch.empty_like(v, device="meta") for k, v in [*module.named_parameters(), *module.named_buffers()]}
+    training = module.training
     try:
         with torch.no_grad():
-            out = torch.func.functional_call(module, meta, (torch.empty((1, *input_shape), device="meta"),))
+            # eval mode and two images: batch norm must not object to statistics of a single value per channel
+            out = torch.func.functional_call(module.eval(), meta, (torch.empty((2, *input_shape), device="meta"),))
     except NotImplementedError:  # an operator without a meta kernel: nothing can be said in advance
         return
-    except RuntimeError as err:
+    except (RuntimeError, ValueError) as err:
         raise StackError(
-            f"{name} cannot take {input_shape[1]}×{input_shape[2]} images ({err}). Use its own input size, "
-            f"{trained_size[0]}×{trained_size[1]}."
+            f"{name} cannot take {input_shape[1]}×{input_shape[2]} images ({err}). Use the size it was trained on, "
+            f"{trained_size[0]}×{trained_size[1]} (ImageNet models also take other sizes that are not too small)."
         ) from err
-    if tuple(out.shape) != (1, num_classes):
+    finally:
+        module.train(training)
+    if tuple(out.shape) != (2, num_classes):
         raise StackError(f"{name} gives outputs of shape {tuple(out.shape)[1:]}, not {num_classes} class scores.")

@@ -548,6 +548,8 @@ def _offline() -> bool:
 
 
 class _Images:
+    fresh_per_epoch = False
+
     def __len__(self) -> int:
         raise NotImplementedError
 
@@ -559,6 +561,8 @@ class _Images:
 
 
 class _Shapes(_Images):
+    fresh_per_epoch = True
+
     def __init__(self, n: int, seed: int, size: int, epoch: int = 0) -> None:
         self.n, self.seed, self.size, self.epoch = n, seed, size, epoch
         self._shapes = SyntheticShapes(n, seed + epoch, size)
@@ -824,31 +828,23 @@ def prepare(
     """
     kind = _check_spec(spec, seed)
     split = kind.load(spec, seed, progress)
-    plain = Preprocess(
-        resize=spec.size,
-        crop=spec.size,
-        grayscale=spec.grayscale,
-        invert_light_background=kind.invert_light_background,
-        per_image_standardization=kind.per_image_standardization,
-    )
     if base_preprocess is not None:
-        plain = replace(
-            plain,
-            grayscale=base_preprocess.grayscale,
-            invert_light_background=base_preprocess.invert_light_background,
-            per_image_standardization=base_preprocess.per_image_standardization,
+        preprocess = replace(base_preprocess, resize=spec.size, crop=spec.size)
+    else:
+        preprocess = Preprocess(
+            resize=spec.size,
+            crop=spec.size,
+            grayscale=spec.grayscale,
+            invert_light_background=kind.invert_light_background,
+            per_image_standardization=kind.per_image_standardization,
         )
-    shape = (plain.channels, spec.size, spec.size)
-    fixed = split.train.for_epoch(1) is split.train
+    shape = (preprocess.channels, spec.size, spec.size)
+    fixed = not split.train.fresh_per_epoch
     train_cache = _PixelCache(len(split.train), shape) if fixed and _PixelCache.fits(len(split.train), shape) else None
     val_cache = _PixelCache(len(split.val), shape) if _PixelCache.fits(len(split.val), shape) else None
-
-    preprocess = plain
-    if base_preprocess is not None:
-        preprocess = replace(plain, mean=base_preprocess.mean, std=base_preprocess.std)
-    elif not plain.per_image_standardization:
-        measured = LabelledImages(split.train, split.train_labels, split.classes, plain, cache=train_cache)
-        preprocess = _with_statistics(plain, measured, seed)
+    if base_preprocess is None and not preprocess.per_image_standardization:
+        measured = LabelledImages(split.train, split.train_labels, split.classes, preprocess, cache=train_cache)
+        preprocess = _with_statistics(preprocess, measured, seed)
 
     train = LabelledImages(
         split.train, split.train_labels, split.classes, preprocess, augmentation, seed, 0, train_cache
@@ -893,7 +889,8 @@ def _check_spec(spec: DataSpec, seed: int) -> DatasetKind:
 
 
 def _with_statistics(preprocess: Preprocess, train: LabelledImages, seed: int) -> Preprocess:
-    """``preprocess`` normalizing by the per-channel mean and std of (a seeded sample of) the training images."""
+    """``preprocess`` normalizing by the per-channel mean and std of (a seeded sample of) the training images, read
+    through ``train`` (whose own normalization is not used: only the pixels are)."""
     n = len(train)
     chosen = range(n) if n <= _STATS_SAMPLE else np.sort(np.random.default_rng(seed).choice(n, _STATS_SAMPLE, False))
     stack = torch.stack([train.pixels(int(i)) for i in chosen]).to(torch.float32) / 255

@@ -11,6 +11,7 @@ from torch import nn
 from cnn_explorer.architectures import (
     MAX_STACK_PARAMS,
     StackError,
+    _check_input_fits,
     build_model,
     build_stack,
     describe_stack,
@@ -370,3 +371,16 @@ def test_build_model_refuses_what_cannot_work(spec: ModelSpec, channels: int, si
 def test_build_model_names_an_unknown_base() -> None:
     with pytest.raises(KeyError, match="Unknown model 'nonet'"):
         build_model(ModelSpec(kind="transfer", base="nonet"), 3, 64, 4)
+
+
+@pytest.mark.parametrize(
+    ("name", "size", "fits"), [("alexnet", 32, False), ("alexnet", 64, True), ("vgg16", 16, False)]
+)
+def test_the_input_size_check_runs_the_model_on_shapes_only(name: str, size: int, fits: bool) -> None:
+    module = _torchvision(name).module.train()  # meta weights: shapes are all there is
+    if fits:
+        _check_input_fits(module, name, (3, size, size), 1000, (224, 224))
+    else:
+        with pytest.raises(StackError, match=rf"{name} cannot take {size}×{size} images .* trained on, 224×224"):
+            _check_input_fits(module, name, (3, size, size), 1000, (224, 224))
+    assert module.training  # its mode is restored

@@ -51,6 +51,7 @@ from cnn_explorer.data import (
     preview,
 )
 from cnn_explorer.images import load_image
+from cnn_explorer.preprocess import Preprocess
 from cnn_explorer.runspec import DATASET_KINDS, Augmentation, DataSpec
 from cnn_explorer.zoo import ASSETS_MODELS
 
@@ -471,6 +472,21 @@ def test_flip_mirrors_about_half_the_images_exactly() -> None:
 def test_no_augmentation_is_the_same_as_none() -> None:
     spec = DataSpec("shapes", size=16, count=10)
     assert _same_items(_items(prepare(spec, 0, Augmentation()).train), _items(prepare(spec, 0).train))
+
+
+def test_a_transfer_base_keeps_its_channels_and_normalization_at_the_runs_size() -> None:
+    imagenet = Preprocess(resize=256, crop=224, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    prepared = prepare(DataSpec("digits", size=32, grayscale=True, limit=20), 0, base_preprocess=imagenet)
+    assert prepared.preprocess == Preprocess(resize=32, crop=32, mean=imagenet.mean, std=imagenet.std)
+    assert prepared.input_size == (3, 32, 32)
+    assert torch.equal(prepared.val[0][0], prepared.preprocess(digits_split(0.2, 0).test_images[0])[0])
+    lenet = _shipped_preprocess("lenet5-digits")
+    prepared = prepare(DataSpec("shapes", size=32, count=10), 0, base_preprocess=lenet)
+    assert prepared.preprocess == lenet and prepared.input_size == (1, 32, 32)
+
+
+def _shipped_preprocess(name: str) -> Preprocess:
+    return Preprocess.from_dict(json.loads((ASSETS_MODELS / f"{name}.json").read_text())["preprocess"])
 
 
 # --- spec checks ------------------------------------------------------------------------------------------------
