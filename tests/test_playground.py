@@ -359,3 +359,15 @@ def test_the_dense_count_is_nn_linear_s() -> None:
     (row,) = weight_sharing(tiny)
     assert row.conv_params == sum(p.numel() for p in tiny.module[0].parameters())
     assert row.dense_params == sum(p.numel() for p in nn.Linear(36, 32).parameters())
+
+
+def test_the_dense_count_agrees_with_the_stack_planner(tinyvgg: LoadedModel) -> None:
+    """The training page's ``describe_stack`` counts the same dense layer for the same convolutions."""
+    from cnn_explorer.architectures import describe_stack
+    from cnn_explorer.runspec import LayerSpec
+
+    conv, relu, pool_ = LayerSpec("conv", channels=10, kernel=3), LayerSpec("relu"), LayerSpec("pool", kernel=2, stride=None)
+    stack = describe_stack([conv, relu, conv, relu, pool_, conv, relu, conv, relu, pool_], 3, 64, 10)
+    planned = [row.dense_params for row in stack if row.dense_params is not None]
+    assert planned == [row.dense_params for row in weight_sharing(tinyvgg)]
+    assert [row.params for row in stack if row.kind == "Conv2d"] == [row.conv_params for row in weight_sharing(tinyvgg)]
