@@ -110,6 +110,7 @@ def stop(run_id: str | int, *, wait: bool = True, timeout: float = STOP_GRACE_S)
         time.sleep(0.05)
     else:
         _terminate(run.id, timeout)
+    runs.clear_stop(run.id)  # the run may have ended by itself just before the flag was dropped
     kick()
     return runs.get_run(run.id)
 
@@ -153,6 +154,8 @@ def _print(message: str) -> None:
 
 
 def _start_next() -> str | None:
+    if runs.next_queued() is None:  # a plain read first: claiming takes the index's write lock
+        return None
     run = runs.claim_next()
     if run is None:
         return None

@@ -8,6 +8,7 @@ stack, a diverging loss or a bug all become a failed run with a message, keeping
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -22,6 +23,7 @@ from torch import Tensor, nn
 from cnn_explorer import architectures, data, runs, zoo
 from cnn_explorer.attribution import cam_layers, default_cam_layer, explain
 from cnn_explorer.layers import capture_activations
+from cnn_explorer.preprocess import Preprocess
 from cnn_explorer.runspec import ModelSpec, RunSpec
 from cnn_explorer.training import (
     BatchProgress,
@@ -33,7 +35,7 @@ from cnn_explorer.training import (
     predict_dataset,
 )
 
-__all__ = ["Outcome", "build_module", "describe_architecture", "execute"]
+__all__ = ["Outcome", "build_module", "describe_architecture", "execute", "validation_set"]
 
 PROGRESS_EVERY_S = 0.5  # progress.json at most this often
 STOP_POLL_S = 0.1  # the stop flag is looked at this often (a clock read per batch in between)
@@ -155,9 +157,20 @@ def execute(run_id: str | int, *, log: LogFn | None = None, should_stop: Callabl
     outcome = Outcome(run.id, status, message, session.history, session.best_epoch, time.perf_counter() - started)
     # A stopped run's status was recorded the moment it stopped (see _Session.run); expect="running" keeps that.
     runs.set_status(run.id, status, message=message, expect="running")
-    runs.write_progress(run.id, {"phase": status, "message": message})
+    with contextlib.suppress(FileNotFoundError):  # the run was deleted while it finished
+        runs.write_progress(run.id, {"phase": status, "message": message})
     log(f"run {run.id}: {status}. {message}".rstrip())
     return outcome
+
+
+def validation_set(run_id: str | int) -> data.LabelledImages:
+    """The run's validation images rebuilt from its spec exactly as its worker saw them: item ``i`` is row ``i`` of
+    ``results.pt`` (``.image(i)`` is the picture to show). Deterministic, but it loads the dataset: cache it."""
+    run = runs.get_run(run_id)
+    base = None
+    if run.spec.model.kind == "transfer":  # the run kept its base model's channels and normalization
+        base = Preprocess.from_dict(runs.read_model_info(run.id)["preprocess"])
+    return data.prepare(run.spec.data, run.spec.settings.seed, base_preprocess=base).val
 
 
 def build_module(spec: ModelSpec, build: dict[str, Any], *, pretrained: bool = True) -> nn.Module:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cnn_explorer import data, jobs, runs, zoo
+from cnn_explorer import data, jobs, runner, runs, zoo
 from cnn_explorer.runspec import DataSpec, LayerSpec, ModelSpec, RunSpec, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -128,7 +128,8 @@ def test_results_match_the_best_checkpoint_and_the_zoo_model_predicts_the_same(f
     assert model.class_names == data.SHAPE_CLASSES and "tiny" in model.card
 
     results = runs.read_results(run_id)
-    val = data.prepare(TINY.data, TINY.settings.seed).val  # rebuilt from the spec, as the page does
+    val = runner.validation_set(run_id)  # rebuilt from the spec, as the page does
+    assert torch.equal(val[3][0], data.prepare(TINY.data, TINY.settings.seed).val[3][0])
     x = torch.stack([val[i][0] for i in range(len(val))])
     with torch.no_grad():
         probabilities = torch.softmax(model.module(x), dim=1)
@@ -244,3 +245,41 @@ def test_the_command_line_trains_a_preset_and_prints_json_last(home):
     assert run.status == "done" and run.name == "LeNet-5 on digits" and run.spec.settings.epochs == 1
     assert run.best_val_accuracy == pytest.approx(metrics["val_accuracy"])
     assert f"run-{run.id}" in zoo.available_models()
+
+
+# ── the same code path in this process (the command line's), for what needs no second process ──────────────────
+
+
+def test_a_transfer_run_trains_only_the_new_head_and_loads_in_the_zoo(home):
+    spec = RunSpec(
+        name="transfer",
+        data=DataSpec(kind="shapes", size=64, count=30, val_split=0.3),
+        model=ModelSpec(kind="transfer", base="tinyvgg-shapes", trainable="head"),
+        settings=Settings(epochs=1, batch_size=15, lr=0.01),
+    )
+    outcome = jobs.train_foreground(spec)
+    assert outcome.status == "done", outcome.message
+    model = zoo.load_model(f"run-{outcome.run_id}")
+    base = zoo.load_model("tinyvgg-shapes")
+    trained, frozen = model.module.state_dict(), base.module.state_dict()
+    for key, value in frozen.items():
+        if not key.startswith("output"):
+            assert torch.equal(trained[key], value), key
+    assert not torch.equal(trained["output.weight"], frozen["output.weight"])
+    results = runs.read_results(outcome.run_id)
+    val = runner.validation_set(outcome.run_id)
+    assert torch.equal(val[0][0], data.prepare(spec.data, 0, base_preprocess=base.preprocess).val[0][0])
+    with torch.no_grad():
+        probabilities = torch.softmax(model.module(torch.stack([val[i][0] for i in range(len(val))])), dim=1)
+    torch.testing.assert_close(probabilities, results["probabilities"], rtol=0, atol=1e-6)
+    assert "tinyvgg-shapes, new head (head trained)" in zoo.model_entry(model.name).summary
+
+
+def test_a_diverging_run_fails_with_advice(home):
+    spec = replace(TINY, name="too fast", settings=Settings(epochs=2, batch_size=16, lr=1e20, optimizer="sgd"))
+    outcome = jobs.train_foreground(spec)
+    run = runs.get_run(outcome.run_id)
+    assert outcome.status == run.status == "failed"
+    assert "Lower the learning rate" in run.message and "epoch 1, step" in run.message
+    assert not run.has_checkpoint and f"run-{run.id}" not in zoo.available_models()
+    assert runs.read_progress(run.id)["phase"] == "failed"
