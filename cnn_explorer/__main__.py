@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 
@@ -57,7 +58,12 @@ def _print(line: str) -> None:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    return jobs.work(args.run_id)
+    code = jobs.work(args.run_id)
+    # Everything is on disk (checkpoints fsynced, the index committed); skip the interpreter's teardown, which
+    # takes seconds with torch loaded and would keep a stopped run's process alive past the stop deadline.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def main(argv: list[str] | None = None) -> int:
