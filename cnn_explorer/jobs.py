@@ -209,6 +209,7 @@ def _reap() -> list[str]:
         elif _alive(run.pid):
             continue
         else:
+            _reap_children()  # it may have died since the first look: collect its exit code now
             code = _exit_codes.get(run.pid)
             how = f"exit code {code}" if code is not None else f"process {run.pid}"
             message = f"The worker process ended without finishing the run ({how})."
