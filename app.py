@@ -11,6 +11,7 @@ navigation = st.navigation(
         st.Page("pages/home.py", title="Predict", icon=":material/image_search:", default=True),
         st.Page("pages/layers.py", title="Layers", icon=":material/layers:"),
         st.Page("pages/explain.py", title="Explain", icon=":material/psychology_alt:"),
+        st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
         st.Page("pages/playground.py", title="Playground", icon=":material/toys:"),
         st.Page("pages/robustness.py", title="Fool the model", icon=":material/bug_report:"),
     ],
