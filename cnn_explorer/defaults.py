@@ -81,7 +81,7 @@ RECIPES: dict[str, Recipe] = {
         class_names=data.SHAPE_CLASSES,
         preprocess=Preprocess(resize=64, crop=64, per_image_standardization=True),
         normalize_from_data=False,
-        config=TrainConfig(epochs=30, batch_size=64, lr=2e-3, optimizer="adam", seed=0),
+        config=TrainConfig(epochs=60, batch_size=64, lr=3e-3, optimizer="adam", seed=0),
         data_description=(
             f"Built-in synthetic shapes ({len(data.SHAPE_CLASSES)} classes: {', '.join(data.SHAPE_CLASSES)}), "
             "64×64 RGB, random colour, size, position, rotation, plain or gradient background and pixel noise. "
