@@ -167,7 +167,7 @@ def maximize_activation(
     layer: str,
     channel: int,
     *,
-    steps: int = 200,
+    steps: int = 120,
     lr: float = 0.05,
     jitter: int | None = None,
     tv_weight: float = 0.5,

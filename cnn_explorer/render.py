@@ -1190,7 +1190,7 @@ def gradient_flow_figure(norms: Mapping[str, Sequence[float]]) -> Figure:
 
 def params_figure(layers: Sequence[str], conv: Sequence[int], dense: Sequence[int]) -> Figure:
     """Parameters of each conv layer beside those of an equivalent dense layer, as bars on a log scale."""
-    fig = Figure(figsize=(6, 0.9 + 0.5 * len(layers)), layout="constrained")
+    fig = Figure(figsize=(6, 1.2 + 0.45 * len(layers)), layout="constrained")
     ax = fig.subplots()
     rows = np.arange(len(layers))[::-1]
     ax.barh(rows + 0.2, conv, height=0.4, color="#2563eb", label="convolution (shared kernel)")
@@ -1199,7 +1199,7 @@ def params_figure(layers: Sequence[str], conv: Sequence[int], dense: Sequence[in
     ax.set_xscale("log")
     ax.set_xlabel("parameters (log scale)", fontsize=9)
     ax.tick_params(axis="x", labelsize=8)
-    ax.legend(fontsize=8, frameon=False, loc="lower right")
+    ax.legend(fontsize=8, frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=2)
     ax.spines[["top", "right"]].set_visible(False)
     return fig
 

@@ -1549,7 +1549,8 @@ def pooling_view(model: LoadedModel, image: Image.Image, digest: str) -> None:
     st.markdown(
         "Shift the image a few pixels to the right: a convolution's maps move along with it, so compared position "
         "by position they change a lot. After pooling, a pattern that stays inside its pooling window gives the same "
-        "value, so the pooled maps change less. The curves measure the change as ‖after − before‖ / ‖before‖."
+        "value, so the pooled maps change less: pooling tolerates shifts smaller than its window, it does not make the "
+        "network blind to position. The curves measure the change as ‖after − before‖ / ‖before‖."
     )
     layers = spatial_layers(model)
     layer_col, shift_col = st.columns(2)
@@ -1699,12 +1700,10 @@ def weight_sharing_view(model: LoadedModel, image: Image.Image, digest: str) -> 
         "position."
     )
     shown = rows[:24]
-    st.pyplot(
-        render.params_figure(
-            [row.layer for row in shown], [row.conv_params for row in shown], [row.dense_params for row in shown]
-        ),
-        width="stretch",
+    figure = render.params_figure(
+        [row.layer for row in shown], [row.conv_params for row in shown], [row.dense_params for row in shown]
     )
+    st.pyplot(figure, width=round(figure.get_figwidth() * 110))  # about its natural size: stretched, text grows
 
 
 # What a filter wants to see -------------------------------------------------------------------------------------
@@ -1733,7 +1732,7 @@ def filter_view(model: LoadedModel, image: Image.Image, digest: str) -> None:
     )
     with st.expander("Optimization settings"):
         steps_col, tv_col, blur_col, seed_col = st.columns(4)
-        steps = steps_col.slider("Steps", 10, 500, 200, 10, key="fv_steps")
+        steps = steps_col.slider("Steps", 10, 500, 120, 10, key="fv_steps")
         tv_weight = tv_col.slider("Smoothness (TV weight)", 0.0, 2.0, 0.5, 0.05, key="fv_tv")
         blur_every = blur_col.slider("Blur every … steps (0: never)", 0, 20, 4, key="fv_blur")
         seed = seed_col.number_input("Seed", 0, 10_000, 0, key="fv_seed")
@@ -1774,7 +1773,7 @@ def filter_view(model: LoadedModel, image: Image.Image, digest: str) -> None:
             steps_done = list(range(1, len(result.history) + 1))
             st.pyplot(
                 render.curves_figure(steps_done, {"objective": result.history}, "", "step", "mean activation"),
-                width=320,
+                width=420,
             )
     with favourites:
         st.markdown(f"**The {_TOP_IMAGES} {DATASETS[collection].name.lower()} that excite it most**")
@@ -1792,8 +1791,8 @@ def filter_view(model: LoadedModel, image: Image.Image, digest: str) -> None:
             pictures = dataset_images(collection, _COLLECTION_SIZE)
             st.image(render.image_grid([pictures[i] for i in top.indices], cell=104))
             st.caption(
-                f"Out of {scores.shape[0]} images ({DATASETS[collection].description}) · mean activation "
-                + ", ".join(f"{score:.3g}" for score in top.scores)
+                f"Out of {scores.shape[0]} images: {DATASETS[collection].description} Mean activation of each, "
+                "strongest first: " + ", ".join(f"{score:.3g}" for score in top.scores)
             )
 
 
@@ -1856,12 +1855,12 @@ def gradcam_pair(model: LoadedModel, digest: str, result: AttackResult, attack_k
     except ValueError:
         st.info(f"{model.name} has no convolution layer with a spatial map for Grad-CAM.")
         return
-    columns = st.columns(2)
+    original, _, adversarial = st.columns(3)  # under the original and the adversarial image above
     pairs = (
         (result.pixels, digest, result.label, "Original"),
         (result.adversarial, f"{digest}/{attack_key}", result.after.top[0][0], "Adversarial"),
     )
-    for column, (pixels, key, target, title) in zip(columns, pairs, strict=True):
+    for column, (pixels, key, target, title) in zip((original, adversarial), pairs, strict=True):
         with column:
             x = normalize(model, pixels[None])
             found = explanation(model, x, key, "gradcam", target, layer, {})

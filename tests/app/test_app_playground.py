@@ -219,3 +219,14 @@ def test_the_attack_page_shows_the_library_s_attack(app: AppTest) -> None:
 def test_the_attack_page_on_the_digit_model(app: AppTest) -> None:
     at = _open(app, ROBUSTNESS, "lenet5-digits")
     assert re.search(r"Original: \*\*\d\*\*", " ".join(_captions(at)))
+
+
+def test_an_imagenet_model(cached_hub, app: AppTest) -> None:
+    """resnet18 (seeded random weights from the test hub cache): every view, the attack and its Grad-CAMs."""
+    at = _open(app, PLAYGROUND, "resnet18")
+    for view in VIEWS:
+        _view(at, view)
+    assert at.select_slider(key="fv_side").value == 128  # feature visualization offers a smaller canvas
+    at.switch_page(ROBUSTNESS).run()
+    _assert_clean(at)
+    assert any(c.startswith("Adversarial: Grad-CAM for **") for c in _captions(at))

@@ -1,0 +1,79 @@
+"""Real-browser flows on the Playground and Fool-the-model pages: pick a photo, change the kernel (a preset, then one
+weight typed into the table) and see the output follow; attack the default image."""
+
+import pytest
+import torch
+from playwright.sync_api import Page, expect
+
+from cnn_explorer.images import SAMPLES, load_image, sample_bytes
+from cnn_explorer.pixels import image_pixels
+from cnn_explorer.playground import KERNELS, convolve, image_tensor
+from cnn_explorer.robustness import attack
+from cnn_explorer.zoo import load_model
+
+pytestmark = pytest.mark.e2e
+
+PHOTO = "astronaut"
+
+
+def _output_caption(output: torch.Tensor) -> str:
+    return f"{output.shape[-1]}×{output.shape[-2]} output, values {float(output.min()):.3g} … {float(output.max()):.3g}"
+
+
+def _choose(page: Page, container, label: str, option: str, idle) -> None:
+    container.get_by_test_id("stSelectbox").filter(has_text=label).click()
+    page.get_by_role("option", name=option, exact=True).click()
+    idle(page)
+
+
+def test_change_the_kernel_and_see_the_output(page: Page, idle, save_screenshot) -> None:
+    _choose(page, page.get_by_test_id("stSidebar"), "Sample", SAMPLES[PHOTO].title, idle)
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Playground").click()
+    idle(page)
+    expect(page.locator("h1")).to_have_text("Playground")
+    main = page.get_by_test_id("stMain")
+    picture = image_tensor(load_image(sample_bytes(PHOTO)), "grey", 256)
+    expect(main).to_contain_text(_output_caption(convolve(picture, KERNELS["identity"].kernel(3))))
+
+    _choose(page, main, "Kernel", "Sobel x", idle)
+    sobel = KERNELS["sobel_x"].kernel(3)
+    expect(main).to_contain_text(_output_caption(convolve(picture, sobel)))
+    expect(main).to_contain_text(KERNELS["sobel_x"].summary)
+
+    # One weight typed into the kernel table: the middle row's left weight, −2 → 3.
+    grid = main.get_by_test_id("stDataFrame").first
+    box = grid.bounding_box()
+    header, row_height, columns = 35, 35, 3
+    grid.click(position={"x": box["width"] / columns / 2, "y": header + 1.5 * row_height})
+    page.keyboard.type("3")  # typing on a selected cell opens the grid's editor with what was typed
+    expect(page.locator("#portal").locator("input, textarea").first).to_have_value("3")
+    page.keyboard.press("Enter")
+    idle(page)
+    edited = sobel.clone()
+    edited[1, 0] = 3
+    expect(main).to_contain_text(_output_caption(convolve(picture, edited)))
+
+    main.get_by_role("button", name="Next position").click()
+    idle(page)
+    assert "Traceback" not in page.inner_text("body")
+    assert not page.get_by_test_id("stException").count()
+    main.get_by_text("One step of the slide").scroll_into_view_if_needed()
+    save_screenshot(page, "playground.png")
+
+
+def test_fool_the_model(page: Page, idle, expected, save_screenshot) -> None:
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Fool the model").click()
+    idle(page)
+    expect(page.locator("h1")).to_have_text("Fooling the model")
+    model = load_model(expected.default_model())
+    pixels = image_pixels(model, load_image(sample_bytes(expected.first_sample(model.name))))
+    result = attack(model, pixels, "fgsm", 4 / 255)
+    _, name, probability = result.after.top[0]
+    main = page.get_by_test_id("stMain")
+    expect(main).to_contain_text(f"Adversarial: {name} ({probability:.1%})")
+    expect(main).to_contain_text(f"Adversarial: Grad-CAM for {name}")
+    main.get_by_role("button", name="Find the smallest ε").click()
+    idle(page)
+    expect(main.get_by_test_id("stAlertContentSuccess").or_(main.get_by_test_id("stAlertContentInfo"))).to_be_visible()
+    assert not page.get_by_test_id("stException").count()
+    save_screenshot(page, "robustness.png")
