@@ -1,4 +1,4 @@
-"""Home: the input layer (the image as given and as the network sees it) and the prediction."""
+"""Home: the input layer (the image as given and as the network sees it), the prediction, and a report to take away."""
 
 import streamlit as st
 
@@ -43,3 +43,5 @@ with st.expander("How the image becomes the input tensor"):
     st.markdown("\n".join(f"{i}. {step}" for i, step in enumerate(model.preprocess.steps(), 1)))
 with st.expander("Model card", expanded=False):
     st.markdown(model.card)
+with st.expander("Export a report", icon=":material/description:"):
+    ui.report_export(model, image, digest, ui.selection().image_label)
