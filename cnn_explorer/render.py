@@ -1071,6 +1071,7 @@ __all__ += [
     "PADDING_EDGE_COLOUR",
     "activation_figure",
     "conv_output_image",
+    "framed",
     "gradient_flow_figure",
     "image_grid",
     "params_figure",
@@ -1209,6 +1210,13 @@ def perturbation_image(delta: Tensor | np.ndarray, epsilon: float) -> ColouredMa
     black or white a change of ``∓ε``."""
     scale = epsilon if epsilon > 0 else 1.0
     return ColouredMap(pixels_image(0.5 + _numpy(delta) / (2 * scale)), -epsilon, epsilon, "rgb")
+
+
+def framed(img: Image.Image, width: int = 2, colour: tuple[int, int, int] = GAP_COLOUR) -> Image.Image:
+    """The image inside a thin frame, so that one mostly white or mostly page-coloured still shows its edges."""
+    canvas = Image.new("RGB", (img.width + 2 * width, img.height + 2 * width), colour)
+    canvas.paste(img.convert("RGB"), (width, width))
+    return canvas
 
 
 def image_grid(images: Sequence[Image.Image], columns: int = 3, cell: int = 96, gap: int = 4) -> Image.Image:

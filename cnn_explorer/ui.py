@@ -1451,17 +1451,23 @@ def convolution_view(model: LoadedModel, image: Image.Image, digest: str) -> Non
     source, result = st.columns(2)
     shown = render.conv_output_image(output, kernel)
     with source:
-        marked = render.overlay(render.pixels_image(picture), box=step.box)
-        st.image(render.for_display(marked, 320), width="stretch")
+        st.image(_boxed(render.pixels_image(picture), step.box), width="stretch")
         st.caption(
             f"Input: {picture.shape[-1]}×{picture.shape[-2]} pixels, "
             f"{'grey' if picture.shape[0] == 1 else 'three colour channels'}, values 0 … 1; the window in magenta"
         )
     with result:
-        marked = render.overlay(shown.image, box=(row, col, row + 1, col + 1))
-        st.image(render.for_display(marked, 320), width="stretch")
+        st.image(_boxed(shown.image, (row, col, row + 1, col + 1)), width="stretch")
         st.caption(_output_caption(output, shown))
     _conv_step_view(step, picture, settings, output)
+
+
+def _boxed(picture: Image.Image, box: tuple[int, int, int, int], min_side: int = 320) -> Image.Image:
+    """The picture enlarged to at least ``min_side`` pixels, then the box drawn on it: a box drawn before enlarging
+    would cover the pixels of a small image (an 8×8 digit) instead of framing them."""
+    enlarged = render.for_display(picture, min_side)
+    factor = enlarged.width // picture.width
+    return render.overlay(enlarged, box=tuple(side * factor for side in box))
 
 
 def _conv_step_view(step: ConvStep, picture: Tensor, settings: ConvSettings, output: Tensor) -> None:
@@ -1822,9 +1828,10 @@ def attack_panels(result: AttackResult, model: LoadedModel) -> None:
     original.image(render.for_display(render.pixels_image(result.pixels), 280), width="stretch")
     original.caption(f"Original: **{model.class_names[result.label]}** ({result.before.top[0][2]:.1%})")
     shown = render.perturbation_image(result.perturbation, result.epsilon)
-    perturbation.image(render.for_display(shown.image, 280), width="stretch")
+    perturbation.image(render.framed(render.for_display(shown.image, 280)), width="stretch")
     perturbation.caption(
-        f"Perturbation, amplified ×{0.5 / result.epsilon:.0f} (grey: no change): largest change {linf * 255:.2f}/255 "
+        f"Perturbation, amplified ×{0.5 / result.epsilon:.0f} (mid-grey: no change, white: +ε, black: −ε, per colour): "
+        f"largest change {linf * 255:.2f}/255 "
         f"= {linf:.4f}, {changed:.1%} of the pixel values moved"
         if result.epsilon > 0
         else "No perturbation at ε = 0"

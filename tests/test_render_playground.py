@@ -1,0 +1,70 @@
+"""The playground's drawing helpers: exact pixel values for the colour rules, sizes for the layouts."""
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+from PIL import Image
+
+from cnn_explorer import render
+from cnn_explorer.playground import KERNELS
+
+
+def test_pixels_image_is_the_rounded_pixels() -> None:
+    pixels = torch.tensor([[[0.0, 0.5], [1.0, 1.2]]])
+    assert np.asarray(render.pixels_image(pixels)).tolist() == [[0, 128], [255, 255]]  # 1.2 clipped
+    rgb = render.pixels_image(torch.zeros(3, 2, 4))
+    assert rgb.mode == "RGB" and rgb.size == (4, 2)
+    with pytest.raises(ValueError, match="Expected pixels"):
+        render.pixels_image(torch.zeros(2, 2, 2))
+
+
+def test_a_kernel_that_keeps_brightness_is_drawn_as_a_picture() -> None:
+    output = torch.tensor([[[0.25, 1.5]]])
+    shown = render.conv_output_image(output, KERNELS["gaussian"].kernel(3))
+    assert (shown.vmin, shown.vmax, shown.cmap) == (0.0, 1.0, "gray")
+    assert np.asarray(shown.image).tolist() == [[64, 255]]
+
+
+def test_an_edge_kernel_is_drawn_around_zero() -> None:
+    grey = render.conv_output_image(torch.tensor([[[-2.0, 0.0, 1.0]]]), KERNELS["sobel_x"].kernel(3))
+    assert (grey.vmin, grey.vmax, grey.cmap) == (-2.0, 2.0, "RdBu_r")
+    middle = np.asarray(grey.image)[0, 1]
+    assert abs(int(middle[0]) - int(middle[2])) < 16  # zero is the near-white middle of RdBu_r
+    colour = render.conv_output_image(torch.tensor([[[-2.0]], [[0.0]], [[2.0]]]), KERNELS["laplacian"].kernel(3))
+    assert colour.cmap == "rgb" and np.asarray(colour.image)[0, 0].tolist() == [0, 128, 255]
+
+
+def test_the_perturbation_is_grey_at_zero_and_black_or_white_at_epsilon() -> None:
+    delta = torch.tensor([[[-0.01, 0.0, 0.01]]])
+    shown = render.perturbation_image(delta, 0.01)
+    assert np.asarray(shown.image).tolist() == [[0, 128, 255]]
+    assert (shown.vmin, shown.vmax) == (-0.01, 0.01)
+
+
+def test_window_zoom_frames_the_taps() -> None:
+    region = torch.full((1, 5, 5), 0.5)
+    zoom = render.window_zoom(region, [(1, 1), (1, 3)], image_box=(1, 1, 5, 5), cell=10)
+    assert zoom.size == (50, 50)
+    pixels = np.asarray(zoom)
+    assert pixels[11, 15].tolist() == list(render.HIGHLIGHT_COLOUR)  # the top edge of tap (1, 1)
+    assert pixels[25, 10].tolist() == list(render.PADDING_EDGE_COLOUR)  # the image's left edge
+    assert pixels[25, 25].tolist() == [128, 128, 128]  # a pixel that is no tap
+
+
+def test_image_grid_and_frame_sizes() -> None:
+    tiles = [Image.new("RGB", (8, 8), (255, 0, 0))] * 5
+    grid = render.image_grid(tiles, columns=3, cell=20, gap=2)
+    assert grid.size == (3 * 22 + 2, 2 * 22 + 2)
+    assert grid.getpixel((12, 12)) == (255, 0, 0) and grid.getpixel((0, 0)) == render.GAP_COLOUR
+    framed = render.framed(Image.new("RGB", (4, 3), (255, 255, 255)), width=2)
+    assert framed.size == (8, 7) and framed.getpixel((0, 0)) == render.GAP_COLOUR
+    with pytest.raises(ValueError, match="No images"):
+        render.image_grid([])
+
+
+def test_the_figures() -> None:
+    x = torch.linspace(-1, 1, 5)
+    assert isinstance(render.activation_figure(x, {"ReLU": (x.relu(), (x > 0).float())}), Figure)
+    assert isinstance(render.gradient_flow_figure({"ReLU": [1.0, 0.5], "Sigmoid": [1e-9, 0.1]}), Figure)
+    assert isinstance(render.params_figure(["conv"], [280], [472_389_160]), Figure)
