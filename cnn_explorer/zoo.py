@@ -1,4 +1,5 @@
-"""The model registry: built-in models shipped in ``assets/models``, torchvision ImageNet models, trained runs.
+"""The model registry: built-in models shipped in ``assets/models``, torchvision ImageNet models, trained runs, and the
+user's own models (:mod:`cnn_explorer.user_models`).
 
 Every model loads into a :class:`LoadedModel`: an ``nn.Module`` in eval mode with its class names, input size,
 preprocessing and a lock that every hook-registering computation holds (one loaded model is shared by every
@@ -87,7 +88,7 @@ class ModelEntry:
 
     Attributes:
         name: Registry name.
-        family: ``"built-in"``, ``"ImageNet"`` or ``"trained run"``.
+        family: ``"built-in"``, ``"ImageNet"``, ``"trained run"`` or ``"your model"``.
         summary: One line for pickers.
         is_ready: True when loading needs no download.
         load: Builds the :class:`LoadedModel`; takes an optional download progress callback.
@@ -117,7 +118,8 @@ class Prediction:
 
 def available_models() -> list[str]:
     """Every model name the app can offer: built-in first, then ImageNet (even when they still need a download),
-    then finished training runs (``run-<id>``, newest first; the run store is read at every call)."""
+    then finished training runs (``run-<id>``, newest first), then the user's own models (``my-<name>``, newest
+    first); the run store and the user's models are read at every call."""
     return list(_registry())
 
 
@@ -157,7 +159,9 @@ def predict(model: LoadedModel, x: Tensor, k: int = 5) -> Prediction:
 
 
 def _registry() -> dict[str, ModelEntry]:
-    return {**_builtin_entries(), **_imagenet_entries(), **_run_entries()}
+    from cnn_explorer import user_models  # at call time: it builds on this module
+
+    return {**_builtin_entries(), **_imagenet_entries(), **_run_entries(), **user_models.entries()}
 
 
 @cache

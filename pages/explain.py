@@ -22,7 +22,8 @@ st.caption(
 )
 
 pick, target_col, layer_col = st.columns([2.4, 1.3, 1.3])
-offered = [key for key, spec in METHODS.items() if default_layer or not spec.uses_layer]
+hidden = ui.unavailable(model, "cam", "guided_backprop")  # a TorchScript model says why
+offered = [key for key, spec in METHODS.items() if (default_layer or not spec.uses_layer) and key not in hidden]
 methods = pick.multiselect(
     "Methods",
     offered,
@@ -76,4 +77,5 @@ st.caption(
     "does removing what it highlights hurt the prediction, does it change when the model's weights are destroyed, "
     "does it predict the effect of small changes, and is it stable."
 )
-ui.trust_panel(model, x, digest, methods, target, layer, params)
+if not ui.unavailable(model, "trust"):
+    ui.trust_panel(model, x, digest, methods, target, layer, params)

@@ -11,6 +11,7 @@ from cnn_explorer import render, ui
 from cnn_explorer.layers import UnknownLayer, describe, explain_unit, theoretical_field
 
 model, image, digest = ui.require_selection()
+ui.require_view(model, "layers")  # a TorchScript model's layers cannot be hooked
 x = ui.cached_input(model.name, digest, model, image)
 layers = ui.cached_layer_table(model.name, model)
 capture = ui.cached_capture(model.name, digest, model, x)

@@ -68,4 +68,6 @@ view = st.segmented_control(
 view = view or "convolution"  # clicking the chosen view again clears it
 st.subheader(VIEWS[view].title)
 st.markdown(VIEWS[view].intro)
+if view in ("sharing", "filters"):
+    ui.require_view(model, "feature_maps")  # a TorchScript model's layers cannot be read
 VIEWS[view].show(model, image, digest)

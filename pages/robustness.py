@@ -43,7 +43,8 @@ if result is not None:
         "Grad-CAM of each image for the class the model predicts on it: the evidence it uses can move or change "
         "although the two images look the same to us."
     )
-    ui.gradcam_pair(model, digest, result, f"{method}/{epsilon:.8f}/{steps}")
+    if not ui.unavailable(model, "feature_maps"):
+        ui.gradcam_pair(model, digest, result, f"{method}/{epsilon:.8f}/{steps}")
 
 st.subheader("The smallest ε that flips the prediction")
 max_col, note_col = st.columns([1, 2])
