@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from cnn_explorer.architectures import LeNet5, TinyVGG
+from cnn_explorer.architectures import LeNet5, TinyVGG, describe_stack
 from cnn_explorer.layers import capture_activations
 from cnn_explorer.playground import (
     ACTIVATIONS,
@@ -36,6 +36,7 @@ from cnn_explorer.playground import (
     weight_sharing,
 )
 from cnn_explorer.preprocess import Preprocess
+from cnn_explorer.runspec import LayerSpec
 from cnn_explorer.zoo import LoadedModel
 
 SETTINGS = [
@@ -363,10 +364,8 @@ def test_the_dense_count_is_nn_linear_s() -> None:
 
 def test_the_dense_count_agrees_with_the_stack_planner(tinyvgg: LoadedModel) -> None:
     """The training page's ``describe_stack`` counts the same dense layer for the same convolutions."""
-    from cnn_explorer.architectures import describe_stack
-    from cnn_explorer.runspec import LayerSpec
-
-    conv, relu, pool_ = LayerSpec("conv", channels=10, kernel=3), LayerSpec("relu"), LayerSpec("pool", kernel=2, stride=None)
+    conv, relu = LayerSpec("conv", channels=10, kernel=3), LayerSpec("relu")
+    pool_ = LayerSpec("pool", kernel=2, stride=None)
     stack = describe_stack([conv, relu, conv, relu, pool_, conv, relu, conv, relu, pool_], 3, 64, 10)
     planned = [row.dense_params for row in stack if row.dense_params is not None]
     assert planned == [row.dense_params for row in weight_sharing(tinyvgg)]

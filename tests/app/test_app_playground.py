@@ -190,7 +190,7 @@ def test_the_attack_page_shows_the_library_s_attack(app: AppTest) -> None:
     model, image = load_model("tinyvgg-shapes"), _image(at)
     pixels = image_pixels(model, image)
     result = attack(model, pixels, "fgsm", 4 / 255)
-    best, name, probability = result.after.top[0]
+    _, name, probability = result.after.top[0]
     assert any(c.startswith(f"Adversarial: **{name}** ({probability:.1%})") for c in _captions(at)), _captions(at)
     assert any(c.startswith(f"Original: Grad-CAM for **{result.before.top[0][1]}**") for c in _captions(at))
     assert any(c.startswith(f"Adversarial: Grad-CAM for **{name}**") for c in _captions(at))
