@@ -138,6 +138,7 @@ __all__ = [
     "bounded_number",
     "cached_cam_layers",
     "cached_capture",
+    "cached_dataset_images",
     "cached_effective_field",
     "cached_gradient_flow",
     "cached_input",
@@ -1282,6 +1283,12 @@ def cached_weight_sharing(model_name: str, _model: LoadedModel) -> list[SharingR
     return weight_sharing(_model)
 
 
+@st.cache_resource(max_entries=4, show_spinner=False)
+def cached_dataset_images(key: str, count: int) -> list[Image.Image]:
+    """The first ``count`` images of a built-in collection, drawn or loaded once; shared, read-only."""
+    return dataset_images(key, count)
+
+
 @st.cache_data(max_entries=16, show_spinner=False)
 def cached_visualizable_layers(model_name: str, _model: LoadedModel) -> list[str]:
     """The conv and dense layers whose channels can be visualized, once per model."""
@@ -1804,14 +1811,14 @@ def filter_view(model: LoadedModel, image: Image.Image, digest: str) -> None:
             scores_key,
             f"Running {DATASETS[collection].name.lower()} through {layer}",
             lambda progress: channel_scores(
-                model, layer, dataset_images(collection, _COLLECTION_SIZE), progress=progress
+                model, layer, cached_dataset_images(collection, _COLLECTION_SIZE), progress=progress
             ),
             "fv_scores",
             on_request=True,
         )
         if scores is not None:
             top = top_images(scores, channel, _TOP_IMAGES)
-            pictures = dataset_images(collection, _COLLECTION_SIZE)
+            pictures = cached_dataset_images(collection, _COLLECTION_SIZE)
             st.image(render.image_grid([pictures[i] for i in top.indices], cell=104))
             st.caption(
                 f"Out of {scores.shape[0]} images: {DATASETS[collection].description} Mean activation of each, "
