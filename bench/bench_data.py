@@ -19,6 +19,7 @@ from PIL import Image
 # Run as a script (`python bench/bench_data.py`), Python puts bench/ on the path, not the repository root.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.summary import record
 from cnn_explorer.data import SHAPE_CLASSES, digit_images, draw_shape
 
 SHAPES_PREVIEW = Path("/tmp/shapes_preview.png")
@@ -59,6 +60,7 @@ def main() -> None:
 
     per_image = time_draw_shape(args.draws)
     print(f"draw_shape 64×64: {per_image * 1e3:.3f} ms/image (median of {args.draws})")
+    record("data", "drawing one synthetic 64×64 shape", f"{per_image * 1e3:.2f} ms")
 
     rng = np.random.default_rng(1)
     shape_rows = [[draw_shape(label, rng) for _ in range(8)] for label in range(len(SHAPE_CLASSES))]

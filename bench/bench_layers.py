@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
+from bench.summary import record
 from cnn_explorer.architectures import TinyVGG
 from cnn_explorer.layers import capture_activations, capture_layers, explain_unit, list_layers
 from cnn_explorer.layers import effective_receptive_field as erf
@@ -106,6 +107,8 @@ def bench(model: LoadedModel, args: argparse.Namespace) -> None:
 
     step_s = median_time(step, max(args.repeats, len(explained)))
     print(f"  layer step (lookup + explain_unit)   {step_s * 1e3:9.3f} ms  ({len(explained)} layers cycled)")
+    record("layers", f"capture every layer, {model.name}", f"{capture_s * 1e3:.1f} ms")
+    record("layers", f"one layer step once captured (lookup + arithmetic), {model.name}", f"{step_s * 1e3:.2f} ms")
     cold_s = median_time(lambda: step(with_inputs=False), max(args.repeats // 2, 5))
     print(f"  layer step without captured inputs   {cold_s * 1e3:9.2f} ms  (runs the network up to the layer)")
     last_conv = [name for name, _ in positions if name.endswith(("conv2", "conv_2_2"))][-1]
@@ -131,6 +134,11 @@ def bench(model: LoadedModel, args: argparse.Namespace) -> None:
     print(f"  RSS over {args.captures} captures + {args.steps} steps, every quarter: {trail} MiB")
     settled, total = readings[-1] - readings[1], readings[-1] - readings[0]
     print(f"    Δ first quarter → end {settled:+.1f} MiB, start → end {total:+.1f} MiB")
+    record(
+        "layers",
+        f"resident memory over {args.captures} captures + {args.steps} layer steps, {model.name}",
+        f"{readings[0]:.0f} → {readings[-1]:.0f} MiB ({total:+.0f})",
+    )
 
 
 def _explainable(model: LoadedModel, activations: dict, inputs: dict, x: torch.Tensor, name: str, index: tuple) -> bool:

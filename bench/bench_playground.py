@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
+from bench.summary import record
 from cnn_explorer import render
 from cnn_explorer.featurevis import maximize_activation
 from cnn_explorer.images import default_sample, load_sample
@@ -115,6 +116,8 @@ def bench_page(repeats: int) -> None:
     print(
         f"  page rerun after a kernel change (AppTest)  {median * 1e3:7.1f} ms  ({verdict} the {PAGE_GOAL_S:g} s goal)"
     )
+    record("playground", "page rerun after a kernel change", f"{median * 1e3:.0f} ms", f"< {PAGE_GOAL_S:g} s",
+           median < PAGE_GOAL_S)  # fmt: skip
 
 
 def bench_model(repeats: int, steps: int) -> None:
@@ -132,6 +135,8 @@ def bench_model(repeats: int, steps: int) -> None:
     flip_s = median_time(lambda: smallest_flip(model, pixels, "fgsm"), runs)
     found = f"flips at {search.epsilon * 255:.2f}/255" if search.epsilon is not None else "no flip up to 32/255"
     print(f"  smallest_flip, FGSM ({len(search.probes)} attacks)        {flip_s * 1e3:8.1f} ms   ({found})")
+    record("playground", f"activation maximization, {steps} steps, {MODEL}", f"{vis_s:.2f} s")
+    record("playground", f"FGSM / PGD (10 steps), {MODEL}", f"{fgsm_s * 1e3:.0f} / {pgd_s * 1e3:.0f} ms")
 
 
 def main() -> None:

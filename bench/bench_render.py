@@ -29,6 +29,7 @@ from matplotlib.figure import Figure
 # Run as a script (`python bench/bench_render.py`), Python puts bench/ on the path, not the repository root.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.summary import record
 from cnn_explorer.render import feature_grid, to_png_bytes
 
 CASES = {
@@ -89,6 +90,13 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"{name:<24} {grid_ms:>7.1f}ms {png_ms:>8.1f}ms {png6_ms:>8.1f}ms {baseline_ms:>8.0f}ms "
             f"{speed_up:>8.0f}× {verdict}"
+        )
+        record(
+            "layers",
+            f"feature grid + PNG vs one matplotlib subplot per map, {name}",
+            f"{png_ms:.0f} vs {baseline_ms:,.0f} ms ({speed_up:.0f}×)",
+            f"≥ {GOAL:g}×",
+            speed_up >= GOAL,
         )
 
 
