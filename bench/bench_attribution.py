@@ -1,8 +1,9 @@
 """Time every explanation method against captum or TorchCAM called directly on the same input.
 
-Usage: ``python bench/bench_attribution.py [--rounds N] [--full] [--models NAME …] [--methods KEY …]``.
-For every method of ``METHODS`` on ``tinyvgg-shapes`` (64×64) and ``resnet18`` (seeded random weights placed in a
-temporary hub cache, 224×224), on the model's default sample image, it prints the median seconds of
+Usage: ``python bench/bench_attribution.py [--rounds N] [--threads N] [--clock cpu] [--full] [--models NAME …]
+[--methods KEY …]``. For every method of ``METHODS`` on ``tinyvgg-shapes`` (64×64) and ``resnet18`` (seeded random
+weights placed in a temporary hub cache, 224×224), on the model's default sample image, it prints the median
+seconds of
 
 - ``ours``: :func:`cnn_explorer.attribution.explain`, given the predicted class as ``target`` (as the page does),
 - ``direct``: the library call it wraps, written as a user of captum or TorchCAM would write it, on the module as
@@ -11,11 +12,14 @@ temporary hub cache, 224×224), on the model's default sample image, it prints t
 then our overhead (goal: ≤ 10 %), whether the two maps are equal (``same``; Grad-CAM++ is not, by design: TorchCAM's
 pixel weights are corrected to the paper's) and, for the cheap methods, ``pred``: ``explain`` with ``target=None``,
 which costs one more forward pass to find the predicted class. Last, occlusion with our default batch of
-perturbations per forward pass against captum's default of one per pass (goal: ≥ 1.5× faster).
+perturbations per forward pass against captum's default of one per pass (goal: ≥ 1.5× faster). Under
+``python -m bench`` it records, per model, the median and the largest overhead, and the speed-up (``summary.py``).
 
-The calls being compared alternate, so background load slows them alike. ResNet-18 runs fewer IG steps and
-SmoothGrad samples, a larger occlusion window and Score-CAM at a 64-channel layer (one forward pass per channel; the
-last conv has 512), to keep the whole run near two minutes on two cores; ``--full`` takes every default instead.
+The calls being compared alternate, so background load slows them alike; on a busy machine ``--threads 1`` keeps
+torch's threads from waiting on each other and ``--clock cpu`` counts this process's CPU seconds only. ResNet-18 runs
+fewer IG steps and SmoothGrad samples, a larger occlusion window and Score-CAM at a 64-channel layer (one forward
+pass per channel; the last conv has 512), to keep the whole run near two minutes on two cores; ``--full`` takes every
+default instead.
 """
 
 from __future__ import annotations
@@ -41,12 +45,16 @@ from captum.attr import GuidedBackprop, IntegratedGradients, NoiseTunnel, Occlus
 from torch import Tensor, nn
 from torchcam.methods import GradCAM, GradCAMpp, LayerCAM, ScoreCAM
 
+from bench.summary import record
 from cnn_explorer.attribution import METHODS, Explanation, default_cam_layer, explain
 from cnn_explorer.images import default_sample, load_sample
 from cnn_explorer.zoo import LoadedModel, load_model
 
 OVERHEAD_GOAL = 0.10
 SPEED_UP_GOAL = 1.5
+# CPU time of this process leaves out the time other processes take the cores away: steadier on a busy machine, and
+# with one torch thread close to the wall time on an idle one.
+CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
 
 # Per model, the parameters (and CAM layers) that differ from the methods' defaults, to keep the run short.
 MODERATE: dict[str, dict[str, dict[str, Any]]] = {
@@ -196,7 +204,7 @@ DIRECT: dict[str, Callable[..., Tensor]] = {
 
 
 def alternating_medians(
-    calls: list[Callable[[], Any]], rounds: int, budget_s: float, warm_up: bool
+    calls: list[Callable[[], Any]], rounds: int, budget_s: float, warm_up: bool, clock: Callable[[], float]
 ) -> tuple[list[float], list[Any]]:
     """Median seconds of each call, the calls timed in turn (the order rotated every round, so drift and background
     load fall on all alike), after one untimed warm-up each if asked; at least 3 rounds, then up to ``rounds`` while
@@ -209,9 +217,9 @@ def alternating_medians(
     for i in range(rounds):
         first = i % len(calls)
         for which in (*range(first, len(calls)), *range(first)):
-            start = time.perf_counter()
+            start = clock()
             results[which] = calls[which]()
-            times[which].append(time.perf_counter() - start)
+            times[which].append(clock() - start)
         if i >= 2 and sum(map(sum, times)) > budget_s:
             break
     return [statistics.median(t) for t in times], results
@@ -229,7 +237,11 @@ def _same(explanation: Explanation, direct: Tensor) -> bool:
 
 
 def bench_model(
-    model: LoadedModel, methods: list[str], overrides: dict[str, dict[str, Any]], rounds: int
+    model: LoadedModel,
+    methods: list[str],
+    overrides: dict[str, dict[str, Any]],
+    rounds: int,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> tuple[list[Row], SpeedUp | None]:
     """Time every method on ``model`` against its direct call; occlusion also against one perturbation per pass."""
     x = model.preprocess(load_sample(default_sample(model.name)))
@@ -250,12 +262,12 @@ def bench_model(
         ]
         if method == "occlusion":
             calls.append(lambda: direct_occlusion(module, x, target, None, values, per_pass=1))  # noqa: B023
-        # Slow methods: three rounds and no warm-up (the cheap ones before them have warmed the code paths up).
-        seconds, results = alternating_medians(calls, 3 if spec.slow else rounds, 2.0, warm_up=not spec.slow)
+        # No warm-up for the slow methods: the cheap ones before them have warmed the code paths up.
+        seconds, results = alternating_medians(calls, rounds, 2.0, not spec.slow, clock)
         predicted_s = None
         if not spec.slow:
             predicted = [lambda: explain(model, x, method, layer=layer, **params)]  # noqa: B023
-            predicted_s = alternating_medians(predicted, rounds, 1.0, warm_up=False)[0][0]
+            predicted_s = alternating_medians(predicted, rounds, 1.0, False, clock)[0][0]
         settings = _settings(values, layer)
         row = Row(model.name, method, settings, seconds[0], seconds[1], _same(results[0], results[1]), predicted_s)
         rows.append(row)
@@ -278,34 +290,67 @@ def resnet18_offline(home: Path) -> LoadedModel:
     return load_model("resnet18")
 
 
-def run(models: list[str], methods: list[str], rounds: int, full: bool) -> tuple[list[Row], list[SpeedUp]]:
+def run(
+    models: list[str], methods: list[str], rounds: int, full: bool, clock: str = "wall"
+) -> tuple[list[Row], list[SpeedUp]]:
     """Print the tables; return their rows."""
-    print(f"{torch.get_num_threads()} torch threads; medians in seconds; pred: explain with target=None")
+    print(f"{torch.get_num_threads()} torch threads; medians of {clock} seconds; pred: explain with target=None")
     header = f"{'model':<15} {'method':<21} {'ours':>8} {'direct':>8} {'overhead':>8} {'':<9} {'same':<4} {'pred':>8}"
     print(f"{header}  settings")
     rows, speed_ups = [], []
     with tempfile.TemporaryDirectory() as home:
         for name in models:
             model = resnet18_offline(Path(home)) if name == "resnet18" else load_model(name)
-            model_rows, speed_up = bench_model(model, methods, {} if full else MODERATE[name], rounds)
+            model_rows, speed_up = bench_model(model, methods, {} if full else MODERATE[name], rounds, CLOCKS[clock])
             rows += model_rows
             speed_ups += [speed_up] if speed_up else []
     if speed_ups:
         print(f"\n{'occlusion':<15} {'batched':>8} {'1/pass':>8} {'speed-up':>8}")
         for speed_up in speed_ups:
             print(speed_up.line())
+    threads = torch.get_num_threads()
+    _record(rows, speed_ups, f"{threads} torch thread{'s' * (threads > 1)}, {clock} time")
     return rows, speed_ups
+
+
+def _record(rows: list[Row], speed_ups: list[SpeedUp], conditions: str) -> None:
+    """The headline rows for ``python -m bench``: per model, the median and the largest overhead; the speed-up."""
+    for model in dict.fromkeys(row.model for row in rows):
+        overheads = {row.method: row.overhead for row in rows if row.model == model}
+        worst = max(overheads, key=overheads.__getitem__)
+        record(
+            "explanations",
+            f"explain over captum / TorchCAM called directly, {model}, {len(overheads)} methods ({conditions})",
+            f"median {statistics.median(overheads.values()):+.0%}, largest {overheads[worst]:+.0%} ({worst})",
+            f"≤ {OVERHEAD_GOAL:.0%}",
+            overheads[worst] <= OVERHEAD_GOAL,
+        )
+    for speed_up in speed_ups:
+        record(
+            "explanations",
+            f"occlusion batched vs captum's one perturbation per pass, {speed_up.model}, {speed_up.settings} "
+            f"({conditions})",
+            f"{speed_up.batched_s:.2f} vs {speed_up.one_per_pass_s:.2f} s ({speed_up.factor:.2f}×)",
+            f"≥ {SPEED_UP_GOAL:g}×",
+            speed_up.factor >= SPEED_UP_GOAL,
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=30, help="most timed rounds of a cheap method (slow ones: 3)")
+    parser.add_argument(
+        "--rounds", type=int, default=200, help="most timed rounds per method (at least 3, then while under 2 s)"
+    )
     parser.add_argument("--full", action="store_true", help="every method at its defaults on both models")
     parser.add_argument("--models", nargs="+", default=list(MODERATE), choices=list(MODERATE))
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--clock", default="wall", choices=list(CLOCKS), help="wall time or this process's CPU time")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore", UserWarning)  # captum warns about reused ReLUs and hooks on ResNet
-    run(args.models, args.methods, args.rounds, args.full)
+    run(args.models, args.methods, args.rounds, args.full, args.clock)
 
 
 if __name__ == "__main__":
