@@ -6,8 +6,8 @@ import shutil
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from cnn_explorer import ui
 from cnn_explorer.report import find_chromium
+from cnn_explorer.ui import report as ui_report
 
 
 def _assert_clean(at: AppTest) -> None:
@@ -19,9 +19,9 @@ def _labels(at: AppTest) -> list[str]:
     return [button.label for button in at.download_button]
 
 
-def _built(at: AppTest) -> ui._PreparedReport:
+def _built(at: AppTest) -> ui_report._PreparedReport:
     """The report the page built: the only one in the shared store (the fixture starts with empty caches)."""
-    entries = list(ui._reports()._entries.values())
+    entries = list(ui_report._reports()._entries.values())
     assert len(entries) == 1
     return entries[0]
 
@@ -46,7 +46,7 @@ def test_export_offers_html_and_pdf_of_the_prediction(app: AppTest, expected) ->
 
 
 def test_other_options_build_another_report(app: AppTest, expected, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ui, "report_to_pdf", lambda html: b"%PDF-1.4 stand-in")  # printing is tested on its own
+    monkeypatch.setattr(ui_report, "report_to_pdf", lambda html: b"%PDF-1.4 stand-in")  # printing is tested on its own
     name = expected.default_model()
     layers = app.multiselect(key=f"report_layers_{name}")
     defaults, first = list(layers.value), layers.options[0]

@@ -1,0 +1,334 @@
+"""Widgets and views of the Explain page: method settings, overlays, the Grad-CAM walkthrough, the trust panel."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+import streamlit as st
+from PIL import Image
+from torch import Tensor
+
+from cnn_explorer import render
+from cnn_explorer.attribution import (
+    METHODS,
+    Explanation,
+    MethodSpec,
+    cam_layers,
+    default_cam_layer,
+    explain,
+    gradcam_steps,
+)
+from cnn_explorer.trust import METRICS, TrustReport, trust_report
+from cnn_explorer.ui.core import _results
+from cnn_explorer.zoo import LoadedModel
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def cached_cam_layers(model_name: str, _model: LoadedModel) -> tuple[list[str], str | None]:
+    """The conv layers a CAM can use and the default one (None when the model has no spatial conv output)."""
+    layers = list(cam_layers(_model))
+    try:
+        return layers, default_cam_layer(_model)
+    except ValueError:
+        return layers, None
+
+
+def method_params(spec: MethodSpec) -> dict[str, int | float | str]:
+    """Widgets for a method's parameters, built from ``spec.params``; returns the chosen values."""
+    values: dict[str, int | float | str] = {}
+    for param in spec.params:
+        key = f"explain_{spec.key}_{param.name}"
+        if param.choices:
+            values[param.name] = st.selectbox(param.label, param.choices, key=key, help=param.help or None)
+        elif isinstance(param.default, int):
+            values[param.name] = st.slider(
+                param.label, int(param.low), int(param.high), int(param.default), key=key, help=param.help or None
+            )
+        else:
+            values[param.name] = st.slider(
+                param.label,
+                float(param.low),
+                float(param.high),
+                float(param.default),
+                step=0.01,
+                key=key,
+                help=param.help or None,
+            )
+    return values
+
+
+def explanation(
+    model: LoadedModel,
+    x: Tensor,
+    digest: str,
+    method: str,
+    target: int,
+    layer: str | None,
+    params: dict[str, int | float | str],
+) -> Explanation | None:
+    """The explanation from the shared store, or computed now.
+
+    A slow method runs with a progress bar, its elapsed time and a Cancel button: clicking it makes Streamlit stop
+    this run at the next progress update (the library restores the model on the way out), and the method then waits
+    for a click on Compute. Returns None while it waits; a bad parameter shows an error.
+    """
+    spec = METHODS[method]
+    key = _result_key("explanation", model, digest, method, target, layer, params)
+    store = _results()
+    if (found := store.get(key)) is not None:
+        return found
+    skipped = st.session_state.setdefault("explain_skipped", set())
+    if spec.slow and key in skipped:
+        st.info(f"{spec.name} was cancelled.")
+        st.button("Compute", key=f"explain_compute_{method}", on_click=skipped.discard, args=(key,))
+        return None
+    progress = slot = None
+    if spec.slow:
+        slot = st.empty()
+        with slot.container():
+            bar = st.progress(0.0, text=f"{spec.name} …")
+            st.button("Cancel", key=f"explain_cancel_{method}", on_click=skipped.add, args=(key,))
+        started = time.perf_counter()
+
+        def progress(fraction: float) -> None:
+            bar.progress(fraction, text=f"{spec.name}: {fraction:.0%} · {time.perf_counter() - started:.1f} s")
+
+    try:
+        result = explain(model, x, method, target=target, layer=layer, progress=progress, **params)
+    except ValueError as error:
+        st.error(str(error))
+        return None
+    store.put(key, result)
+    if slot is not None:
+        slot.empty()
+    return result
+
+
+@dataclass(frozen=True)
+class HeatDisplay:
+    """How the page draws every heatmap (chosen once, applied to all methods)."""
+
+    cmap: str
+    alpha: float
+    sign: str
+    normalized: bool
+
+
+def heat_display_controls() -> HeatDisplay:
+    """Colour map, opacity, sign and scale widgets in one row."""
+    cmap_col, alpha_col, sign_col, scale_col = st.columns([1, 1, 1.6, 1])
+    cmap = cmap_col.selectbox("Colour map", render.HEAT_CMAPS, key="explain_cmap")
+    alpha = alpha_col.slider("Opacity", 0.0, 1.0, 0.6, 0.05, key="explain_alpha")
+    sign = sign_col.segmented_control(
+        "Sign", list(render.SIGNS), default="positive", key="explain_sign", help="\n\n".join(render.SIGNS.values())
+    )
+    scale = scale_col.segmented_control("Scale", ["normalized", "raw"], default="normalized", key="explain_scale")
+    return HeatDisplay(
+        cmap=cmap, alpha=alpha, sign=sign or "positive", normalized=(scale or "normalized") == "normalized"
+    )
+
+
+def explanation_card(result: Explanation, picture: Image.Image, display: HeatDisplay) -> None:
+    """One method's map over the image, its colour range, what it was computed for, a PNG download."""
+    shown = render.heat_overlay(
+        picture,
+        result.heatmap,
+        sign=display.sign,
+        normalized=display.normalized,
+        cmap=display.cmap,
+        alpha=display.alpha,
+    )
+    st.image(render.for_display(shown.image, 320), width="stretch")
+    at = f" at `{result.layer}`" if result.layer else ""
+    unit = "of the largest" if display.normalized else "raw units"
+    st.caption(f"{result.target_name}{at} · {shown.vmin:.3g} … {shown.vmax:.3g} ({unit}) · {result.seconds:.2f} s")
+    st.download_button(
+        "PNG",
+        render.to_png_bytes(shown.image),
+        file_name=f"{result.method}-{result.target_name}.png",
+        mime="image/png",
+        key=f"explain_download_{result.method}",
+        icon=":material/download:",
+    )
+
+
+def gradcam_walkthrough(model: LoadedModel, x: Tensor, target: int, layer: str, picture: Image.Image) -> None:
+    """Grad-CAM computed step by step, each step shown, the end checked against the method's own result."""
+    steps = gradcam_steps(model, x, target=target, layer=layer)
+    method = explain(model, x, "gradcam", target=target, layer=layer)
+    k, (h, w) = steps.activations.shape[0], steps.cam.shape
+    st.markdown(
+        f"**1 · Activations.** The {k} feature maps $A_k$ of `{layer}` ({h}×{w} each) for this image: what the layer "
+        "detected, and where."
+    )
+    grid = render.feature_grid(steps.activations, "layer", cell=72, max_width=900)
+    st.image(grid.image)
+    st.caption(f"{grid.ranges[0][0]:.3g} … {grid.ranges[0][1]:.3g}, one colour scale for the layer ({grid.cmap})")
+    st.markdown(
+        f"**2 · Gradients.** $\\partial y / \\partial A_k$: how much the score of **{model.class_names[target]}** "
+        f"(the logit $y = {steps.score:.4g}$, before softmax) rises when each activation rises. Red raises it."
+    )
+    gradients = render.feature_grid(steps.gradients, "layer", cmap="RdBu_r", cell=72, max_width=900)
+    st.image(gradients.image)
+    st.caption(f"{gradients.ranges[0][0]:.3g} … {gradients.ranges[0][1]:.3g}, blue below zero, red above")
+    st.markdown(
+        "**3 · One weight per map.** $\\alpha_k$ = the mean of map $k$'s gradients over its "
+        f"{h * w} positions: how important map $k$ is for the class, as a whole."
+    )
+    bars, _ = st.columns([3, 2])
+    bars.pyplot(render.vector_figure(steps.weights, title="α_k, one per channel"), width="stretch")
+    st.markdown(
+        "**4 · Weighted sum** $\\sum_k \\alpha_k A_k$ (blue where the weighted maps speak against the class), "
+        "**5 · ReLU** keeps only the evidence for it, **6 · upsampled** bilinearly to the input's size."
+    )
+    weighted, relu, up = st.columns(3)
+    peak = float(steps.weighted_sum.abs().max()) or 1.0
+    weighted.image(render.map_image(steps.weighted_sum, -peak, peak, "RdBu_r", 240))
+    weighted.caption(f"Σ α·A: {float(steps.weighted_sum.min()):.3g} … {float(steps.weighted_sum.max()):.3g}")
+    top = float(steps.cam.max()) or 1.0
+    relu.image(render.map_image(steps.cam, 0.0, top, "jet", 240))
+    relu.caption(f"ReLU: 0 … {float(steps.cam.max()):.3g}")
+    up.image(render.for_display(render.heat_overlay(picture, steps.upsampled).image, 240))
+    up.caption(f"Upsampled to {x.shape[-1]}×{x.shape[-2]} and laid over the image")
+    difference = float((steps.upsampled - method.heatmap).abs().max())
+    verdict = "the same map" if difference <= 1e-5 * max(top, 1.0) else "a different map — please report this"
+    st.success(
+        f"Step 6 against `explain(model, x, 'gradcam')` (TorchCAM): largest difference {difference:.2g} — {verdict}."
+    )
+
+
+def _result_key(
+    kind: str, model: LoadedModel, digest: str, method: str, target: int, layer: str | None, params: dict
+) -> tuple:
+    """What a result depends on (a CAM layer only for the methods that use one)."""
+    layer = layer if METHODS[method].uses_layer else None
+    return (kind, model.name, digest, method, target, layer, tuple(sorted(params.items())))
+
+
+def trust_panel(
+    model: LoadedModel,
+    x: Tensor,
+    digest: str,
+    methods: Sequence[str],
+    target: int,
+    layer: str | None,
+    params: dict[str, dict],
+) -> None:
+    """ "Can I trust these maps?": deletion/insertion curves, the randomization sanity check, infidelity and
+    sensitivity for each chosen method, on demand (they take many forward passes), with progress and a cancel."""
+    store = _results()
+    keys = {m: _result_key("trust", model, digest, m, target, layer, params.get(m, {})) for m in methods}
+    requested = st.session_state.setdefault("trust_requested", set())
+    missing = [m for m in methods if store.get(keys[m]) is None]
+    if missing and not all(keys[m] in requested for m in missing):
+        names = ", ".join(METHODS[m].name for m in missing)
+        st.button(
+            f"Run the checks for {names}",
+            key="trust_run",
+            icon=":material/fact_check:",
+            on_click=requested.update,
+            args=([keys[m] for m in missing],),
+            help="Hundreds of forward passes per method: seconds on the built-in models, a minute on ImageNet ones.",
+        )
+    for method in missing:
+        if keys[method] not in requested:
+            continue
+        slot = st.empty()
+        with slot.container():
+            bar = st.progress(0.0, text=f"Checking {METHODS[method].name} …")
+            st.button("Cancel", key=f"trust_cancel_{method}", on_click=requested.discard, args=(keys[method],))
+        started = time.perf_counter()
+
+        def progress(fraction: float, name: str = METHODS[method].name, bar=bar, started=started) -> None:
+            bar.progress(fraction, text=f"Checking {name}: {fraction:.0%} · {time.perf_counter() - started:.1f} s")
+
+        try:
+            report = trust_report(
+                model, x, method, target=target, layer=layer, params=params.get(method, {}), progress=progress
+            )
+        except ValueError as error:
+            slot.empty()
+            st.error(f"{METHODS[method].name}: {error}")
+            requested.discard(keys[method])
+            continue
+        store.put(keys[method], report)
+        slot.empty()
+    reports = {m: store.get(keys[m]) for m in methods if store.get(keys[m]) is not None}
+    if reports:
+        _trust_results(reports, model.class_names[target])
+
+
+def _trust_results(reports: dict[str, TrustReport], class_name: str) -> None:
+    rows = []
+    for method, report in reports.items():
+        curves, check = report.faithfulness, report.randomization
+        rows.append(
+            {
+                "method": METHODS[method].name,
+                "deletion AUC ↓": f"{curves.deletion.auc:.3f} (random {curves.random_deletion.auc:.3f})",
+                "insertion AUC ↑": f"{curves.insertion.auc:.3f} (random {curves.random_insertion.auc:.3f})",
+                "ρ after randomization ↓": f"{check.correlation:.2f}",
+                "sanity check": "⚠ barely changes" if check.flagged else "✓ changes",
+                "infidelity ↓": f"{report.infidelity:.3g}",
+                "max sensitivity ↓": f"{report.sensitivity:.3g}",
+                "seconds": f"{report.seconds:.1f}",
+            }
+        )
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    for report in reports.values():
+        if report.randomization.flagged:
+            st.warning(f"{METHODS[report.explanation.method].name}: {report.randomization.verdict}")
+    first = next(iter(reports.values()))
+    deletion, insertion, randomization = st.columns(3)
+    with deletion:
+        curves = {METHODS[m].name: r.faithfulness.deletion.probabilities for m, r in reports.items()}
+        curves["random order"] = first.faithfulness.random_deletion.probabilities
+        st.pyplot(
+            render.curves_figure(
+                first.faithfulness.deletion.fractions,
+                curves,
+                "Deletion",
+                "share of pixels removed",
+                f"p({class_name})",
+                dashed=["random order"],
+            ),
+            width="stretch",
+        )
+        _metric_note("deletion")
+    with insertion:
+        curves = {METHODS[m].name: r.faithfulness.insertion.probabilities for m, r in reports.items()}
+        curves["random order"] = first.faithfulness.random_insertion.probabilities
+        st.pyplot(
+            render.curves_figure(
+                first.faithfulness.insertion.fractions,
+                curves,
+                "Insertion",
+                "share of pixels revealed",
+                f"p({class_name})",
+                dashed=["random order"],
+            ),
+            width="stretch",
+        )
+        _metric_note("insertion")
+    with randomization:
+        steps = [0] + [step.randomized for step in first.randomization.steps]
+        curves = {
+            METHODS[m].name: [1.0] + [step.correlation for step in r.randomization.steps] for m, r in reports.items()
+        }
+        st.pyplot(
+            render.curves_figure(
+                steps, curves, "Randomizing weights from the top", "layers randomized", "Spearman ρ with the original"
+            ),
+            width="stretch",
+        )
+        _metric_note("randomization")
+    for key in ("infidelity", "sensitivity"):
+        _metric_note(key)
+
+
+def _metric_note(key: str) -> None:
+    metric = METRICS[key]
+    st.caption(f"**{metric.name}** ({metric.better} is better): {metric.reading} [{metric.paper}]({metric.url})")

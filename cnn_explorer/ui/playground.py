@@ -1,0 +1,751 @@
+"""Widgets and views of the Playground and Fool-the-model pages."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+import torch
+from PIL import Image
+from torch import Tensor, nn
+
+from cnn_explorer import render
+from cnn_explorer.attribution import (
+    default_cam_layer,
+)
+from cnn_explorer.featurevis import (
+    DATASETS,
+    channel_scores,
+    dataset_images,
+    default_dataset,
+    maximize_activation,
+    top_images,
+    visualizable_layers,
+)
+from cnn_explorer.pixels import image_pixels, normalize
+from cnn_explorer.playground import (
+    ACTIVATIONS,
+    KERNEL_SIZES,
+    KERNELS,
+    PADDING_MODES,
+    POOLS,
+    ConvSettings,
+    ConvStep,
+    GradientFlow,
+    KernelPreset,
+    SharingRow,
+    TranslationEffect,
+    activation_curve,
+    conv_step,
+    convolve,
+    default_translation_layer,
+    gradient_flow,
+    image_tensor,
+    pad,
+    pool,
+    size_formula,
+    spatial_layers,
+    translation_effect,
+    weight_sharing,
+)
+from cnn_explorer.robustness import ATTACKS, AttackResult, FlipSearch, attack, smallest_flip
+from cnn_explorer.ui.core import _results, cached_input
+from cnn_explorer.ui.explain import explanation
+from cnn_explorer.ui.layers import _shape, bounded_number, cached_capture, cached_layer_table, grid_table
+from cnn_explorer.ui.own_model import unavailable
+from cnn_explorer.zoo import LoadedModel
+
+_PICTURE_SIDES = (128, 256, 512)
+_STEP_MARGIN = 2  # image pixels shown around the sliding window in the zoomed step
+_ZOOM_SIDE = 260  # pixels of the zoomed window
+_CURVE_RANGE = (-5.0, 5.0)
+_CURVE_POINTS = 401
+_TOP_IMAGES = 9
+_COLLECTION_SIZE = 300  # images searched for a channel's favourites
+_SIGNED = "RdBu_r"
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def cached_picture(digest: str, mode: str, max_side: int, _image: Image.Image) -> Tensor:
+    """The sidebar's image as ``[C, H, W]`` in ``[0, 1]``, grey or colour, at most ``max_side`` pixels; shared,
+    read-only."""
+    return image_tensor(_image, mode, max_side)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def cached_pixels(model_name: str, digest: str, _model: LoadedModel, _image: Image.Image) -> Tensor:
+    """The image as the model sees it before normalization, ``[1, C, H, W]`` in ``[0, 1]``; shared, read-only."""
+    return image_pixels(_model, _image)
+
+
+@st.cache_data(max_entries=32, show_spinner="Shifting the image and running the network on each shift …")
+def cached_translation(
+    model_name: str,
+    digest: str,
+    layer: str,
+    kind: str,
+    window: int,
+    stride: int,
+    max_shift: int,
+    _model: LoadedModel,
+    _x: Tensor,
+) -> TranslationEffect:
+    """:func:`~cnn_explorer.playground.translation_effect`, once per (model, image, settings)."""
+    return translation_effect(_model, _x, layer, kind=kind, window=window, stride=stride, max_shift=max_shift)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def cached_gradient_flow(activation: str, depth: int) -> GradientFlow:
+    """:func:`~cnn_explorer.playground.gradient_flow` of the seeded stack, once per (activation, depth)."""
+    return gradient_flow(activation, depth=depth)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def cached_weight_sharing(model_name: str, _model: LoadedModel) -> list[SharingRow]:
+    """:func:`~cnn_explorer.playground.weight_sharing`, once per model."""
+    return weight_sharing(_model)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def cached_dataset_images(key: str, count: int) -> list[Image.Image]:
+    """The first ``count`` images of a built-in collection, drawn or loaded once; shared, read-only."""
+    return dataset_images(key, count)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def cached_visualizable_layers(model_name: str, _model: LoadedModel) -> list[str]:
+    """The conv and dense layers whose channels can be visualized, once per model."""
+    return visualizable_layers(_model)
+
+
+def computed(
+    key: tuple,
+    label: str,
+    compute: Callable[[Callable[[float], None]], Any],
+    widget_key: str,
+    *,
+    on_request: bool = False,
+) -> Any:
+    """A slow result from the shared store, or computed now with a progress bar, its elapsed time and Cancel.
+
+    With ``on_request`` the computation runs only after :func:`request_button` asked for ``key``, and Cancel
+    withdraws the request; otherwise it starts at once, and once cancelled waits for a click on Compute. Cancel
+    makes Streamlit stop the run at the next progress update (the library restores the model on the way out).
+    Returns None while nothing is stored; a ``ValueError`` of the library is shown as an error.
+
+    Args:
+        key: What the result depends on (kind, model name, image digest, parameters).
+        label: What is computed, for the progress bar.
+        compute: Called with a progress callback (fraction done); returns the result to store.
+        widget_key: Prefix of the buttons' keys.
+        on_request: Wait for a request.
+    """
+    store = _results()
+    if (found := store.get(key)) is not None:
+        return found
+    requested = st.session_state.setdefault("playground_requested", set())
+    cancelled = st.session_state.setdefault("playground_cancelled", set())
+    if on_request and key not in requested:
+        return None
+    if not on_request and key in cancelled:
+        st.info(f"{label} was cancelled.")
+        st.button("Compute", key=f"{widget_key}_compute", on_click=cancelled.discard, args=(key,))
+        return None
+    slot = st.empty()
+    with slot.container():
+        bar = st.progress(0.0, text=f"{label} …")
+        withdraw = requested.discard if on_request else cancelled.add
+        st.button("Cancel", key=f"{widget_key}_cancel", on_click=withdraw, args=(key,))
+    started = time.perf_counter()
+
+    def progress(fraction: float) -> None:
+        bar.progress(
+            min(max(fraction, 0.0), 1.0), text=f"{label}: {fraction:.0%} · {time.perf_counter() - started:.1f} s"
+        )
+
+    try:
+        result = compute(progress)
+    except ValueError as error:
+        slot.empty()
+        requested.discard(key)
+        st.error(str(error))
+        return None
+    store.put(key, result)
+    requested.discard(key)
+    slot.empty()
+    return result
+
+
+def request_button(label: str, keys: Sequence[tuple], widget_key: str, **kwargs) -> None:
+    """A button that asks :func:`computed` (``on_request=True``) for the results under ``keys``; drawn only while
+    one of them is neither stored nor already asked for."""
+    requested = st.session_state.setdefault("playground_requested", set())
+    store = _results()
+    if any(store.get(key) is None and key not in requested for key in keys):
+        st.button(label, key=widget_key, on_click=requested.update, args=(list(keys),), **kwargs)
+
+
+# Convolution ----------------------------------------------------------------------------------------------------
+
+
+def kernel_editor(preset: KernelPreset, size: int, key: str) -> Tensor | None:
+    """The preset's kernel in an editable table (a fresh table for every preset and size); returns the kernel as
+    edited, or None, with an error, while a cell is empty."""
+    frame = pd.DataFrame(preset.kernel(size).double().numpy(), columns=[f"col {j}" for j in range(size)])
+    columns = {name: st.column_config.NumberColumn(name, format="%.4f", width="small") for name in frame.columns}
+    edited = st.data_editor(frame, key=f"{key}_{preset.key}_{size}", hide_index=True, column_config=columns)
+    values = edited.to_numpy(dtype=np.float64)
+    if not np.isfinite(values).all():
+        st.error("Every weight of the kernel needs a number.")
+        return None
+    return torch.tensor(values, dtype=torch.float32)
+
+
+def _advance(rows: int, cols: int) -> None:
+    """Move the sliding window one position on, left to right, then the next row (and back to the start)."""
+    index = (st.session_state.get("conv_row", 0) * cols + st.session_state.get("conv_col", 0) + 1) % (rows * cols)
+    st.session_state["conv_row"], st.session_state["conv_col"] = divmod(index, cols)
+
+
+def _output_caption(output: Tensor, shown: render.ColouredMap) -> str:
+    low, high = float(output.min()), float(output.max())
+    size = f"{output.shape[-1]}×{output.shape[-2]} output, values {low:.3g} … {high:.3g}"
+    if shown.cmap in ("gray", "rgb") and shown.vmin == 0 and shown.vmax == 1:
+        clipped = float(((output < 0) | (output > 1)).float().mean())
+        return f"{size} · drawn as a picture on 0 … 1 ({clipped:.1%} of the values beyond it, clipped)"
+    zero = "blue below zero, red above" if shown.cmap == _SIGNED else "mid-grey is zero"
+    return f"{size} · drawn around zero on ±{shown.vmax:.3g} ({zero})"
+
+
+def convolution_view(model: LoadedModel, image: Image.Image, digest: str) -> None:
+    """The kernel playground on the sidebar's image: presets and an editable kernel, stride, padding, dilation,
+    the output with its size formula, and one step of the slide."""
+    preset_col, size_col, mode_col, side_col = st.columns([2, 1, 1.3, 1])
+    preset = KERNELS[
+        preset_col.selectbox("Kernel", list(KERNELS), format_func=lambda k: KERNELS[k].name, key="conv_preset")
+    ]
+    size = size_col.segmented_control(
+        "Kernel size", KERNEL_SIZES, default=3, format_func=lambda k: f"{k}×{k}", key="conv_size"
+    )
+    mode = mode_col.segmented_control(
+        "Channels",
+        ["grey", "rgb"],
+        default="grey",
+        format_func={"grey": "grey", "rgb": "each colour"}.get,
+        key="conv_mode",
+    )
+    side = side_col.selectbox("Image size", _PICTURE_SIDES, index=1, format_func=lambda s: f"≤ {s} px", key="conv_side")
+    stride_col, padding_col, padding_mode_col, dilation_col = st.columns([1, 1, 1.3, 1])
+    stride = stride_col.slider("Stride", 1, 4, 1, key="conv_stride")
+    padding = padding_col.slider("Padding", 0, 4, 0, key="conv_padding")
+    padding_mode = padding_mode_col.segmented_control(
+        "Pad with", list(PADDING_MODES), default="zeros", key="conv_padding_mode"
+    )
+    dilation = dilation_col.slider("Dilation", 1, 3, 1, key="conv_dilation", help="Pixels between the kernel's taps")
+    size, mode, padding_mode = size or 3, mode or "grey", padding_mode or "zeros"  # a second click clears a choice
+
+    picture = cached_picture(digest, mode, side, image)
+    kernel_col, formula_col = st.columns([1, 2], gap="large")
+    with kernel_col:
+        kernel = kernel_editor(preset, size, "conv_kernel")
+        st.caption(f"{preset.summary} Edit any weight and the output follows.")
+    if kernel is None:
+        return
+    settings = ConvSettings(stride, padding, padding_mode, dilation)
+    try:
+        output = convolve(picture, kernel, settings)
+    except ValueError as error:
+        st.error(str(error))
+        return
+    height, width = size_formula(*picture.shape[-2:], size, stride, padding, dilation)
+    with formula_col:
+        st.markdown(
+            "**Output size.** Each side: the input $n$, plus padding $p$ on both ends, minus the span of the dilated "
+            "kernel $d(k-1)+1$, counted in steps of the stride $s$, plus the first position."
+        )
+        st.latex(height.latex)
+        st.latex(width.latex)
+        st.caption(
+            "Like every CNN library, the kernel slides without being flipped (strictly, cross-correlation), and the "
+            "same kernel runs over each colour channel on its own."
+        )
+
+    rows, cols = output.shape[-2:]
+    channel = 0
+    step_col, channel_col, row_col, col_col = st.columns([1.2, 1, 1, 1], vertical_alignment="bottom")
+    if picture.shape[0] == 3:
+        channel = channel_col.segmented_control(
+            "Channel", [0, 1, 2], default=0, format_func=("red", "green", "blue").__getitem__, key="conv_channel"
+        )
+        channel = channel or 0
+    with row_col:
+        row = bounded_number(f"Output row (0…{rows - 1})", rows - 1, "conv_row", default=rows // 2)
+    with col_col:
+        col = bounded_number(f"Output column (0…{cols - 1})", cols - 1, "conv_col", default=cols // 2)
+    step_col.button(
+        "Next position", key="conv_next", icon=":material/arrow_forward:", on_click=_advance, args=(rows, cols)
+    )
+    step = conv_step(picture, kernel, settings, row, col, channel)
+
+    source, result = st.columns(2)
+    shown = render.conv_output_image(output, kernel)
+    with source:
+        st.image(_boxed(render.pixels_image(picture), step.box), width="stretch")
+        st.caption(
+            f"Input: {picture.shape[-1]}×{picture.shape[-2]} pixels, "
+            f"{'grey' if picture.shape[0] == 1 else 'three colour channels'}, values 0 … 1; the window in magenta"
+        )
+    with result:
+        st.image(_boxed(shown.image, (row, col, row + 1, col + 1)), width="stretch")
+        st.caption(_output_caption(output, shown))
+    _conv_step_view(step, picture, settings, output)
+
+
+def _boxed(picture: Image.Image, box: tuple[int, int, int, int], min_side: int = 320) -> Image.Image:
+    """The picture enlarged to at least ``min_side`` pixels, then the box drawn on it: a box drawn before enlarging
+    would cover the pixels of a small image (an 8×8 digit) instead of framing them."""
+    enlarged = render.for_display(picture, min_side)
+    factor = enlarged.width // picture.width
+    return render.overlay(enlarged, box=tuple(side * factor for side in box))
+
+
+def _conv_step_view(step: ConvStep, picture: Tensor, settings: ConvSettings, output: Tensor) -> None:
+    """The zoomed window, the three tables (window, kernel, products) and the value written."""
+    p, d, k = settings.padding, settings.dilation, step.kernel.shape[0]
+    padded = pad(picture[step.channel : step.channel + 1], p, settings.padding_mode)
+    top, left = step.top + p - _STEP_MARGIN, step.left + p - _STEP_MARGIN
+    span = d * (k - 1) + 1 + 2 * _STEP_MARGIN
+    r0, c0 = max(top, 0), max(left, 0)
+    region = padded[:, r0 : top + span, c0 : left + span]
+    taps = [(step.top + p + i * d - r0, step.left + p + j * d - c0) for i in range(k) for j in range(k)]
+    image_box = (p - r0, p - c0, p + picture.shape[-2] - r0, p + picture.shape[-1] - c0) if p else None
+    cell = max(6, min(40, _ZOOM_SIDE // max(region.shape[-2:])))
+    padded_taps = int(step.in_padding.sum())
+    st.markdown(
+        f"**One step of the slide**, output ({step.row}, {step.col}): the kernel's {k * k} taps read the pixels "
+        f"framed below, multiply each by its weight, and the sum is written to the output."
+        + (f" {padded_taps} of the taps fall on padding ({settings.padding_mode})." if padded_taps else "")
+    )
+    zoom, window, weights, products = st.columns([1.3, 1, 1, 1])
+    zoom.image(render.window_zoom(region, taps, image_box, cell=cell))
+    zoom.caption("The window up close" + (": the amber line is the image's edge" if p else ""))
+    steps = (d, d)
+    window.caption("input under the taps")
+    window.html(grid_table(step.window, step.top, step.left, steps, cmap="gray", value_range=(0.0, 1.0)))
+    weights.caption("× kernel weights")
+    weights.html(grid_table(step.kernel))
+    products.caption("= products")
+    products.html(grid_table(step.products, step.top, step.left, steps))
+    written = float(output[step.channel, step.row, step.col])
+    st.markdown(
+        f"Sum of the {k * k} products: **{step.value:.6g}**, the value at output row {step.row}, column {step.col} "
+        f"(the whole output computed at once holds {written:.6g} there)."
+    )
+
+
+# Pooling --------------------------------------------------------------------------------------------------------
+
+
+def _feature_map_picker(model: LoadedModel, digest: str, image: Image.Image, key: str, layers: Sequence[str]) -> Tensor:
+    """A layer and a channel of the current model; returns that channel's map ``[1, h, w]`` for the image."""
+    x = cached_input(model.name, digest, model, image)
+    capture = cached_capture(model.name, digest, model, x)
+    layer_col, channel_col = st.columns(2)
+    layer = layer_col.selectbox("Layer", layers, key=f"{key}_layer_{model.name}")
+    maps = capture.outputs[layer][0]
+    with channel_col:
+        channel = bounded_number(f"Channel (0…{maps.shape[0] - 1})", maps.shape[0] - 1, f"{key}_channel")
+    return maps[channel : channel + 1]
+
+
+def pooling_view(model: LoadedModel, image: Image.Image, digest: str) -> None:
+    """Max or average pooling on the image or a feature map, and the translation demo."""
+    source_col, kind_col, window_col, stride_col = st.columns([1.4, 1.2, 1, 1])
+    source = source_col.segmented_control("Pool", ["image", "feature map"], default="image", key="pool_source")
+    kind = kind_col.segmented_control("Kind", list(POOLS), default="max", key="pool_kind") or "max"
+    window = window_col.slider("Window", 2, 6, 2, key="pool_window")
+    stride = stride_col.slider("Stride", 1, 6, window, key=f"pool_stride_{window}", help="Defaults to the window")
+    if source == "feature map" and unavailable(model, "feature_maps"):
+        return
+    if source == "feature map":
+        maps = _feature_map_picker(model, digest, image, "pool", spatial_layers(model))
+        what = "the feature map"
+    else:
+        maps = cached_picture(digest, "grey", 256, image)
+        what = "the grey image"
+    try:
+        pooled = pool(maps, kind, window, stride)
+    except ValueError as error:
+        st.error(str(error))
+        return
+    height, width = size_formula(*maps.shape[-2:], window, stride)
+    st.latex(height.latex)
+    st.latex(width.latex)
+    low, high = float(maps.min()), float(maps.max())
+    cmap = "gray" if source != "feature map" else render.default_cmap(maps)
+    vmin, vmax = low, high
+    if cmap in render.DIVERGING_CMAPS:  # zero in the middle of the scale
+        vmax = max(abs(low), abs(high)) or 1.0
+        vmin = -vmax
+    before, after = st.columns(2)
+    before.image(render.map_image(maps[0], vmin, vmax, cmap, 320), width="stretch")
+    before.caption(f"{what}: {maps.shape[-1]}×{maps.shape[-2]}, values {low:.3g} … {high:.3g}")
+    after.image(render.map_image(pooled[0], vmin, vmax, cmap, 320), width="stretch")
+    after.caption(
+        f"{kind} pooled, window {window}, stride {stride}: {pooled.shape[-1]}×{pooled.shape[-2]}, values "
+        f"{float(pooled.min()):.3g} … {float(pooled.max()):.3g} (same colour scale)"
+    )
+
+    st.subheader("Why pooling helps with small shifts")
+    st.markdown(
+        "Shift the image a few pixels to the right: a convolution's maps move along with it, so compared position "
+        "by position they change a lot. After pooling, a pattern that stays inside its pooling window gives the same "
+        "value, so the pooled maps change less: pooling tolerates shifts smaller than its window, it does not make the "
+        "network blind to position. The curves measure the change as ‖after − before‖ / ‖before‖."
+    )
+    if unavailable(model, "feature_maps"):
+        return
+    layers = spatial_layers(model)
+    layer_col, shift_col = st.columns(2)
+    default = default_translation_layer(model)
+    layer = layer_col.selectbox(
+        "Layer whose maps are pooled", layers, index=layers.index(default), key=f"pool_translation_layer_{model.name}"
+    )
+    max_shift = shift_col.slider("Largest shift (pixels)", 1, 16, 8, key="pool_max_shift")
+    x = cached_input(model.name, digest, model, image)
+    try:
+        effect = cached_translation(model.name, digest, layer, kind, window, stride, max_shift, model, x)
+    except ValueError as error:
+        st.error(str(error))
+        return
+    figure = render.curves_figure(
+        effect.shifts,
+        {f"maps of {layer}": effect.maps_change, f"after {kind} pooling {window}/{stride}": effect.pooled_change},
+        "Change of the maps when the image shifts",
+        "shift (input pixels)",
+        "relative change",
+    )
+    chart, note = st.columns([3, 2])
+    chart.pyplot(figure, width="stretch")
+    last = effect.shifts[-1]
+    note.markdown(
+        f"At a shift of {last} pixels the maps of `{layer}` changed by **{effect.maps_change[-1]:.1%}**, the pooled "
+        f"maps by **{effect.pooled_change[-1]:.1%}**. At 1 pixel: {effect.maps_change[1]:.1%} against "
+        f"{effect.pooled_change[1]:.1%}."
+    )
+
+
+# Activations ----------------------------------------------------------------------------------------------------
+
+
+def activations_view(model: LoadedModel, image: Image.Image, digest: str) -> None:
+    """The activation functions and their derivatives, one applied to a real feature map, and gradient flow."""
+    chosen = st.multiselect(
+        "Activations",
+        list(ACTIVATIONS),
+        default=list(ACTIVATIONS),
+        format_func=lambda k: ACTIVATIONS[k].name,
+        key="act_chosen",
+    )
+    if chosen:
+        x = torch.linspace(*_CURVE_RANGE, _CURVE_POINTS)
+        curves = {ACTIVATIONS[key].name: activation_curve(key, x) for key in chosen}
+        st.pyplot(render.activation_figure(x, curves), width="stretch")
+        for key in chosen:
+            spec = ACTIVATIONS[key]
+            st.markdown(f"**{spec.name}** $f(x) = {spec.formula}$, $f'(x) = {spec.derivative_formula}$ — {spec.note}")
+
+    st.subheader("On a real feature map")
+    st.markdown(
+        "The values a convolution computes, before the network's nonlinearity, and what each activation makes of "
+        "them. Both maps share one colour scale: blue below zero, red above."
+    )
+    candidates = [info.name for info in cached_layer_table(model.name, model) if info.kind in ("Conv2d", "BatchNorm2d")]
+    spatial = set(spatial_layers(model))
+    layers = [name for name in candidates if name in spatial]
+    if layers:
+        function_col, _ = st.columns([1, 1])
+        key = function_col.selectbox(
+            "Activation", list(ACTIVATIONS), format_func=lambda k: ACTIVATIONS[k].name, key="act_apply"
+        )
+        values = _feature_map_picker(model, digest, image, "act", layers)[0]
+        after = ACTIVATIONS[key].function(values)
+        peak = float(values.abs().max()) or 1.0
+        before_col, after_col = st.columns(2)
+        before_col.image(render.map_image(values, -peak, peak, _SIGNED, 320), width="stretch")
+        negative = float((values < 0).float().mean())
+        before_col.caption(
+            f"before: {float(values.min()):.3g} … {float(values.max()):.3g}, {negative:.1%} of the values below zero"
+        )
+        after_col.image(render.map_image(after, -peak, peak, _SIGNED, 320), width="stretch")
+        zeros = float((after == 0).float().mean())
+        after_col.caption(
+            f"after {ACTIVATIONS[key].name}: {float(after.min()):.3g} … {float(after.max()):.3g}, "
+            f"{zeros:.1%} exactly zero"
+        )
+    elif not unavailable(model, "feature_maps"):  # a TorchScript model says why instead
+        st.info(f"{model.name} has no convolution with a spatial map to show.")
+
+    st.subheader("Why deep sigmoid networks stopped learning")
+    st.markdown(
+        "Backpropagation multiplies the gradient by each layer's slope on its way to the input. The sigmoid's slope is "
+        "at most 0.25, so in a deep stack the first layers receive almost nothing and barely learn; ReLU's slope is 1 "
+        "wherever it is active. Below, one batch through a seeded stack of dense layers (same data and weight draws "
+        "for every activation, each with the initialization scale recommended for it)."
+    )
+    pick_col, depth_col = st.columns([2, 1])
+    compared = pick_col.multiselect(
+        "Compare",
+        list(ACTIVATIONS),
+        default=["sigmoid", "relu"],
+        format_func=lambda k: ACTIVATIONS[k].name,
+        key="act_flow",
+    )
+    depth = depth_col.slider("Layers", 5, 50, 20, key="act_depth")
+    flows = {ACTIVATIONS[key].name: cached_gradient_flow(key, depth) for key in compared}
+    if flows:
+        chart, note = st.columns([3, 2])
+        chart.pyplot(render.gradient_flow_figure({name: flow.norms for name, flow in flows.items()}), width="stretch")
+        note.markdown(
+            "\n".join(
+                f"- **{name}**: layer 1 gets {flow.norms[0]:.2g}, layer {depth} gets {flow.norms[-1]:.2g} "
+                f"({flow.norms[-1] / max(flow.norms[0], 1e-300):.2g}× more)"
+                for name, flow in flows.items()
+            )
+        )
+
+
+# Weight sharing -------------------------------------------------------------------------------------------------
+
+
+def weight_sharing_view(model: LoadedModel, image: Image.Image, digest: str) -> None:
+    """Each conv layer's parameters beside those of a dense layer with the same input and output."""
+    rows = cached_weight_sharing(model.name, model)
+    if not rows:
+        st.info(f"{model.name} has no convolution layers.")
+        return
+    frame = pd.DataFrame(
+        {
+            "layer": [row.layer for row in rows],
+            "input": [_shape(row.input_shape) for row in rows],
+            "output": [_shape(row.output_shape) for row in rows],
+            "kernel": [_shape(row.kernel) for row in rows],
+            "conv parameters": [row.conv_params for row in rows],
+            "dense parameters": [row.dense_params for row in rows],
+            "dense / conv": [f"{row.ratio:,.0f}×" for row in rows],
+        }
+    )
+    numbers = st.column_config.NumberColumn(format="localized")
+    st.dataframe(
+        frame,
+        hide_index=True,
+        column_config={"conv parameters": numbers, "dense parameters": numbers},
+        height=min(600, 40 + 35 * len(frame)),
+    )
+    conv_total, dense_total = sum(row.conv_params for row in rows), sum(row.dense_params for row in rows)
+    first = rows[0]
+    st.markdown(
+        f"Together the {len(rows)} convolutions of {model.name} have **{conv_total:,}** parameters; dense layers "
+        f"doing the same mappings would need **{dense_total:,}** ({dense_total / conv_total:,.0f} times as many). "
+        f"`{first.layer}` alone maps {_shape(first.input_shape)} = {math.prod(first.input_shape):,} values to "
+        f"{_shape(first.output_shape)} = {math.prod(first.output_shape):,}: a dense layer needs a weight for every "
+        f"pair, {first.dense_params:,} in all, while the convolution reuses its {first.conv_params:,} weights at every "
+        "position."
+    )
+    shown = rows[:24]
+    figure = render.params_figure(
+        [row.layer for row in shown], [row.conv_params for row in shown], [row.dense_params for row in shown]
+    )
+    st.pyplot(figure, width=round(figure.get_figwidth() * 110))  # about its natural size: stretched, text grows
+
+
+# What a filter wants to see -------------------------------------------------------------------------------------
+
+
+def filter_view(model: LoadedModel, image: Image.Image, digest: str) -> None:
+    """Activation maximization for a chosen channel beside the dataset images that excite it most."""
+    layers = cached_visualizable_layers(model.name, model)
+    convs = [name for name in layers if isinstance(model.module.get_submodule(name), nn.Conv2d)]
+    layer_col, channel_col, collection_col = st.columns([1.4, 1, 1.4])
+    layer = layer_col.selectbox(
+        "Layer", layers, index=layers.index(convs[-1] if convs else layers[-1]), key=f"fv_layer_{model.name}"
+    )
+    module = model.module.get_submodule(layer)
+    count = module.out_channels if isinstance(module, nn.Conv2d) else module.out_features
+    is_class = isinstance(module, nn.Linear) and count == len(model.class_names) and layer == layers[-1]
+    with channel_col:
+        label = "Class" if is_class else "Channel"
+        channel = bounded_number(f"{label} (0…{count - 1})", count - 1, "fv_channel")
+    collection = collection_col.selectbox(
+        "Compare with",
+        list(DATASETS),
+        index=list(DATASETS).index(default_dataset(model)),
+        format_func=lambda k: DATASETS[k].name,
+        key=f"fv_collection_{model.name}",
+    )
+    with st.expander("Optimization settings"):
+        steps_col, tv_col, blur_col, seed_col = st.columns(4)
+        steps = steps_col.slider("Steps", 10, 500, 120, 10, key="fv_steps")
+        tv_weight = tv_col.slider("Smoothness (TV weight)", 0.0, 2.0, 0.5, 0.05, key="fv_tv")
+        blur_every = blur_col.slider("Blur every … steps (0: never)", 0, 20, 4, key="fv_blur")
+        seed = seed_col.number_input("Seed", 0, 10_000, 0, key="fv_seed")
+        side = model.input_size[-1]
+        if side > 128 and not isinstance(module, nn.Linear):
+            side = st.select_slider("Image side", [64, 96, 128, 160, 224], 128, key="fv_side")
+        st.caption(
+            "Random jitter of up to 1/16 of the side each step, total variation and an occasional slight blur keep the "
+            "image from turning into high-frequency noise that excites the channel without looking like anything."
+        )
+    params = {"steps": steps, "tv_weight": tv_weight, "blur_every": blur_every, "seed": int(seed), "size": side}
+    vis_key = ("featurevis", model.name, layer, channel, tuple(sorted(params.items())))
+    scores_key = ("channel_scores", model.name, layer, collection, _COLLECTION_SIZE)
+    what = model.class_names[channel] if is_class else f"channel {channel}"
+    request_button(
+        f"Visualize {what} of {layer}",
+        [vis_key, scores_key],
+        "fv_run",
+        icon=":material/auto_awesome:",
+        help="A few hundred forward and backward passes: seconds on the built-in models, minutes on ImageNet ones.",
+    )
+    optimized, favourites = st.columns(2, gap="large")
+    with optimized:
+        st.markdown(f"**What excites {what} most**, optimized from noise")
+        result = computed(
+            vis_key,
+            f"Optimizing an image for {what}",
+            lambda progress: maximize_activation(model, layer, channel, progress=progress, **params),
+            "fv_vis",
+            on_request=True,
+        )
+        if result is not None:
+            st.image(render.for_display(render.pixels_image(result.image), 320), width=320)
+            st.caption(
+                f"Mean activation of {what}: {result.start_activation:.4g} for the starting noise → "
+                f"**{result.final_activation:.4g}** after {result.params['steps']} steps ({result.seconds:.1f} s)"
+            )
+            steps_done = list(range(1, len(result.history) + 1))
+            st.pyplot(
+                render.curves_figure(steps_done, {"objective": result.history}, "", "step", "mean activation"),
+                width=420,
+            )
+    with favourites:
+        st.markdown(f"**The {_TOP_IMAGES} {DATASETS[collection].name.lower()} that excite it most**")
+        scores = computed(
+            scores_key,
+            f"Running {DATASETS[collection].name.lower()} through {layer}",
+            lambda progress: channel_scores(
+                model, layer, cached_dataset_images(collection, _COLLECTION_SIZE), progress=progress
+            ),
+            "fv_scores",
+            on_request=True,
+        )
+        if scores is not None:
+            top = top_images(scores, channel, _TOP_IMAGES)
+            pictures = cached_dataset_images(collection, _COLLECTION_SIZE)
+            st.image(render.image_grid([pictures[i] for i in top.indices], cell=104))
+            st.caption(
+                f"Out of {scores.shape[0]} images: {DATASETS[collection].description} Mean activation of each, "
+                "strongest first: " + ", ".join(f"{score:.3g}" for score in top.scores)
+            )
+
+
+# Fooling the model ----------------------------------------------------------------------------------------------
+
+
+def attack_result(model: LoadedModel, digest: str, pixels: Tensor, method: str, epsilon: float, steps: int):
+    """The attack from the shared store, or run now (PGD with progress and Cancel)."""
+    key = ("attack", model.name, digest, method, round(epsilon, 8), steps if ATTACKS[method].iterative else 1)
+    return computed(
+        key,
+        f"{ATTACKS[method].name} attack",
+        lambda progress: attack(model, pixels, method, epsilon, steps=steps, progress=progress),
+        f"attack_{method}",
+    )
+
+
+def attack_panels(result: AttackResult, model: LoadedModel) -> None:
+    """Original, amplified perturbation and adversarial image side by side, then the top classes before and after."""
+    original, perturbation, adversarial = st.columns(3)
+    changed = float((result.perturbation.abs() > 0).float().mean())
+    linf = float(result.perturbation.abs().max())
+    original.image(render.for_display(render.pixels_image(result.pixels), 280), width="stretch")
+    original.caption(f"Original: **{model.class_names[result.label]}** ({result.before.top[0][2]:.1%})")
+    shown = render.perturbation_image(result.perturbation, result.epsilon)
+    perturbation.image(render.framed(render.for_display(shown.image, 280)), width="stretch")
+    perturbation.caption(
+        f"Perturbation, amplified ×{0.5 / result.epsilon:.0f} (mid-grey: no change, white: +ε, black: −ε, per colour): "
+        f"largest change {linf * 255:.2f}/255 "
+        f"= {linf:.4f}, {changed:.1%} of the pixel values moved"
+        if result.epsilon > 0
+        else "No perturbation at ε = 0"
+    )
+    best, _, probability = result.after.top[0]
+    adversarial.image(render.for_display(render.pixels_image(result.adversarial), 280), width="stretch")
+    verdict = "the prediction flipped" if result.flipped else "still the same prediction"
+    adversarial.caption(f"Adversarial: **{model.class_names[best]}** ({probability:.1%}) — {verdict}")
+    before, after = result.before, result.after
+    rows = [
+        {
+            "rank": rank + 1,
+            "before": f"{b[1]} · {b[2]:.2%}",
+            "after": f"{a[1]} · {a[2]:.2%}",
+        }
+        for rank, (b, a) in enumerate(zip(before.top, after.top, strict=True))
+    ]
+    label = model.class_names[result.label]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    st.caption(
+        f"p({label}) fell from {float(before.probabilities[result.label]):.2%} to "
+        f"{float(after.probabilities[result.label]):.2%} · {ATTACKS[result.method].name}, ε = "
+        f"{result.epsilon * 255:.2f}/255, {result.steps} step(s) of {result.step_size * 255:.2f}/255 · "
+        f"{result.seconds:.2f} s"
+    )
+
+
+def gradcam_pair(model: LoadedModel, digest: str, result: AttackResult, attack_key: str) -> None:
+    """Grad-CAM of the original image's prediction beside Grad-CAM of the adversarial image's prediction."""
+    try:
+        layer = default_cam_layer(model)
+    except ValueError:
+        st.info(f"{model.name} has no convolution layer with a spatial map for Grad-CAM.")
+        return
+    original, _, adversarial = st.columns(3)  # under the original and the adversarial image above
+    pairs = (
+        (result.pixels, digest, result.label, "Original"),
+        (result.adversarial, f"{digest}/{attack_key}", result.after.top[0][0], "Adversarial"),
+    )
+    for column, (pixels, key, target, title) in zip((original, adversarial), pairs, strict=True):
+        with column:
+            x = normalize(model, pixels[None])
+            found = explanation(model, x, key, "gradcam", target, layer, {})
+            if found is not None:
+                picture = render.pixels_image(pixels).convert("RGB")
+                shown = render.heat_overlay(picture, found.heatmap)
+                st.image(render.for_display(shown.image, 280), width="stretch")
+                st.caption(f"{title}: Grad-CAM for **{found.target_name}** at `{layer}`")
+
+
+def flip_search_result(
+    model: LoadedModel, digest: str, pixels: Tensor, method: str, max_epsilon: float, steps: int
+) -> FlipSearch | None:
+    """The smallest flipping ε from the shared store, or searched after a click (with progress and Cancel)."""
+    key = ("flip", model.name, digest, method, round(max_epsilon, 8), steps if ATTACKS[method].iterative else 1)
+    request_button(
+        f"Find the smallest ε for {ATTACKS[method].name}",
+        [key],
+        "flip_run",
+        icon=":material/search:",
+        help="Bisection: about ten attacks.",
+    )
+    return computed(
+        key,
+        "Bisecting ε",
+        lambda progress: smallest_flip(model, pixels, method, max_epsilon=max_epsilon, steps=steps, progress=progress),
+        "flip",
+        on_request=True,
+    )
