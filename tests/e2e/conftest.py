@@ -3,13 +3,15 @@
 Never ``playwright install``: the browser is the system's /usr/bin/chromium.
 """
 
+import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -149,16 +151,22 @@ def idle():
     return wait_idle
 
 
-def screenshot(page, path: Path) -> None:
-    """Save the whole page: the viewport grows to the app's scroll height (Streamlit scrolls inside its own
-    container, so Playwright's ``full_page`` alone would stop at the viewport), then returns to its size."""
+def screenshot(page, path: Path, wait: bool = True) -> None:
+    """Save the whole page: the viewport grows to the app's scroll height, the sidebar's included (Streamlit scrolls
+    inside its own containers, so Playwright's ``full_page`` alone would stop at the viewport), then returns to its
+    size. The page is measured once its run has ended (an element still to come would be cut off); ``wait=False``
+    shoots it as it is, even mid-run (a failed test's page)."""
+    if wait:
+        wait_idle(page, settle_ms=200)
     height = page.evaluate(
-        "() => Math.max(...[document.body, ...document.querySelectorAll('[data-testid=stMain], section')]"
+        "() => Math.max(...[document.body, ...document.querySelectorAll("
+        "'[data-testid=stMain], [data-testid=stSidebarContent], section')]"
         ".map(element => element.scrollHeight))"
     )
     page.set_viewport_size({"width": VIEWPORT["width"], "height": max(VIEWPORT["height"], height)})
     try:
-        wait_idle(page, settle_ms=200)
+        if wait:
+            wait_idle(page, settle_ms=200)
         page.screenshot(path=str(path), full_page=True)
     finally:
         page.set_viewport_size(VIEWPORT)
@@ -173,3 +181,44 @@ def save_screenshot(artifacts: Path):
 @pytest.fixture(scope="session")
 def expected() -> type[Expected]:
     return Expected
+
+
+_REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[pytest.TestReport]:
+    """Keep each phase's report on the test, so a fixture's teardown knows whether the test failed."""
+    report = yield
+    item.stash.setdefault(_REPORTS, {})[report.when] = report
+    return report
+
+
+@pytest.fixture
+def tour(page, artifacts: Path, request: pytest.FixtureRequest) -> Iterator[Callable[[str], None]]:
+    """``tour("upload")`` ends a step of the tour: the page's next numbered screenshot, as
+    ``tests/e2e/artifacts/tour/02-upload.png``, then no Python traceback on the page.
+
+    The folder is emptied first, so no screenshot of an earlier run passes for this one's. Each screenshot is written
+    as the tour goes, and a tour that fails adds ``NN-failed.png`` of the page as it was: a failing CI run keeps them.
+    """
+    folder = artifacts / "tour"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    steps = 0
+
+    def step(name: str) -> None:
+        nonlocal steps
+        steps += 1
+        page.mouse.move(VIEWPORT["width"] - 5, VIEWPORT["height"] // 2)  # in the margin: no hover toolbar or outline
+        screenshot(page, folder / f"{steps:02d}-{name}.png")
+        assert "Traceback" not in page.inner_text("body")
+        assert not page.get_by_test_id("stException").count()
+
+    yield step
+    call = request.node.stash.get(_REPORTS, {}).get("call")
+    if call is not None and call.failed:
+        from playwright.sync_api import Error
+
+        with contextlib.suppress(Error):  # a page that cannot be shot any more must not hide the failure
+            screenshot(page, folder / f"{steps + 1:02d}-failed.png", wait=False)

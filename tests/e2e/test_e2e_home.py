@@ -3,23 +3,27 @@
 import re
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from cnn_explorer.images import ImageError, load_image
 
 pytestmark = pytest.mark.e2e
 
-_UPLOAD_INPUT = "[data-testid='stFileUploaderDropzoneInput']"
+
+def _image_input(page: Page) -> Locator:
+    """The file input of the sidebar's image uploader (not those of "Add your own model")."""
+    uploader = page.get_by_test_id("stSidebar").get_by_test_id("stFileUploader").filter(has_text="Upload an image")
+    return uploader.get_by_test_id("stFileUploaderDropzoneInput")
 
 
 def _choose_upload(page: Page, idle) -> None:
     page.get_by_test_id("stSidebar").get_by_role("radio", name="Upload", exact=True).click()
     idle(page)
-    expect(page.locator(_UPLOAD_INPUT)).to_be_attached()
+    expect(_image_input(page)).to_be_attached()
 
 
 def _upload(page: Page, idle, name: str, content: bytes) -> None:
-    page.locator(_UPLOAD_INPUT).set_input_files(files=[{"name": name, "mimeType": "image/png", "buffer": content}])
+    _image_input(page).set_input_files(files=[{"name": name, "mimeType": "image/png", "buffer": content}])
     idle(page)
 
 

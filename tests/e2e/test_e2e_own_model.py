@@ -37,11 +37,10 @@ def _sidebar_to_top(page: Page) -> None:
     page.get_by_test_id("stSidebarContent").evaluate("element => element.scrollTo(0, 0)")
 
 
-def test_upload_a_state_dict_pick_it_and_see_its_prediction(page: Page, idle, expected, save_screenshot) -> None:
-    shipped = load_model("tinyvgg-shapes")
+def _add_shipped_weights(page: Page, idle, name: str) -> None:
+    """Add the shipped TinyVGG's state_dict as ``name``, under :data:`CLASSES`, standardized as it was trained."""
     buffer = io.BytesIO()
-    torch.save(shipped.module.state_dict(), buffer)
-
+    torch.save(load_model("tinyvgg-shapes").module.state_dict(), buffer)
     sidebar = page.get_by_test_id("stSidebar")
     _add(page, idle, "shapes.pt", buffer.getvalue())
     _uploader(page, "Class names").set_input_files(
@@ -50,20 +49,31 @@ def test_upload_a_state_dict_pick_it_and_see_its_prediction(page: Page, idle, ex
     idle(page)
     sidebar.get_by_text("Standardize each image").click()
     idle(page)
-    sidebar.get_by_label("Name (optional)").fill("Shapes again")
+    sidebar.get_by_label("Name (optional)").fill(name)
     sidebar.get_by_label("Name (optional)").press("Enter")
     idle(page)
     sidebar.get_by_role("button", name="Add model").click()
     idle(page)
 
+
+def _own_prediction(expected, image: bytes) -> tuple[str, float]:
+    """What the added shipped weights predict for an image: the shipped model's class under our own name, with the
+    shipped model's probability (the same weights and preprocessing)."""
+    shipped = load_model("tinyvgg-shapes")
+    shipped_class, probability = expected.top(shipped, image)
+    return CLASSES[shipped.class_names.index(shipped_class)], probability
+
+
+def test_upload_a_state_dict_pick_it_and_see_its_prediction(page: Page, idle, expected, save_screenshot) -> None:
+    _add_shipped_weights(page, idle, "Shapes again")
+
+    sidebar = page.get_by_test_id("stSidebar")
     expect(sidebar.get_by_test_id("stAlertContentSuccess")).to_contain_text("Added as my-shapes-again")
     model_box = sidebar.get_by_role("combobox", name="Model")
     expect(model_box).to_have_value("my-shapes-again (your model)")
-    # The same weights and preprocessing as the shipped model, under our own class names: the same probability.
     title = sidebar.get_by_role("combobox", name="Sample").input_value()
     (sample,) = [key for key, entry in SAMPLES.items() if entry.title == title]
-    shipped_class, probability = expected.top(shipped, sample_bytes(sample))
-    own_class = CLASSES[shipped.class_names.index(shipped_class)]
+    own_class, probability = _own_prediction(expected, sample_bytes(sample))
     expect(page.locator("h1").first).to_have_text(f"{own_class} · {probability:.1%}")
     expect(page.get_by_test_id("stMain")).to_contain_text("your TinyVGG (state_dict)")
     assert "Traceback" not in page.inner_text("body")

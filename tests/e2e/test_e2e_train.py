@@ -4,34 +4,62 @@ trained model in the layer explorer and explain it."""
 import re
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
+
+from cnn_explorer.runspec import PRESETS
 
 pytestmark = pytest.mark.e2e
 
 
-def test_train_refresh_finish_and_open_everywhere(page: Page, idle, save_screenshot) -> None:
+def _open_train(page: Page, idle) -> Locator:
+    """The Train page; returns its main area."""
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Train").click()
     idle(page)
     expect(page.locator("h1")).to_have_text("Train")
-    main = page.get_by_test_id("stMain")
-    epochs = main.get_by_test_id("stSlider").filter(has_text="Epochs").get_by_role("slider")
-    epochs.focus()
-    for _ in range(5):  # the preset's 8 epochs → 3
-        epochs.press("ArrowLeft")
+    return page.get_by_test_id("stMain")
+
+
+def _slide_down(page: Page, idle, label: str, steps: int, shown: str) -> None:
+    """Move the slider ``label`` ``steps`` positions down with the keyboard; it then shows ``shown``."""
+    slider = page.get_by_test_id("stMain").get_by_test_id("stSlider").filter(has_text=label)
+    slider.get_by_role("slider").focus()
+    for _ in range(steps):
+        slider.get_by_role("slider").press("ArrowLeft")
     idle(page)
-    expect(main.get_by_test_id("stSlider").filter(has_text="Epochs")).to_contain_text("3")
-    save_screenshot(page, "train-form.png")
+    expect(slider.get_by_test_id("stSliderThumbValue")).to_have_text(shown)
+
+
+def _start(page: Page, idle) -> Locator:
+    """Click "Start training"; returns the heading of the run it started."""
+    main = page.get_by_test_id("stMain")
     main.get_by_role("button", name="Start training").click()
     idle(page)
     heading = main.locator("h4", has_text=re.compile(r"run \d+ · "))
     expect(heading).to_contain_text(re.compile(r"queued|running|done"))
+    return heading
 
-    page.reload()  # a refresh mid-run: the run lives in the store, not in the browser session
+
+def _refresh(page: Page, idle, heading: Locator) -> None:
+    """Reload the page mid-run: the run lives in the store, not in the browser session, so the page finds it."""
+    page.reload()
     idle(page)
     expect(heading).to_contain_text(re.compile(r"running|done"), timeout=60_000)
+
+
+def _see_it_finish(page: Page, idle, heading: Locator) -> None:
+    """Wait for the run to end as done (a busy machine takes minutes): the page then shows its results."""
     expect(heading).to_contain_text("done", timeout=300_000)
     idle(page)
-    expect(main).to_contain_text("validation images right")
+    expect(page.get_by_test_id("stMain")).to_contain_text("validation images right")
+
+
+def test_train_refresh_finish_and_open_everywhere(page: Page, idle, save_screenshot) -> None:
+    main = _open_train(page, idle)
+    _slide_down(page, idle, "Epochs", PRESETS["tinyvgg-shapes"].settings.epochs - 3, "3")
+    save_screenshot(page, "train-form.png")
+    heading = _start(page, idle)
+    _refresh(page, idle, heading)
+    _see_it_finish(page, idle, heading)
     save_screenshot(page, "train-done.png")
 
     main.get_by_role("button", name="Open in Layers").click()
