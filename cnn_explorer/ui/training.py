@@ -55,6 +55,13 @@ from cnn_explorer.zoo import available_models, model_entry
 _LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1)
 _BATCH_SIZES = (8, 16, 32, 64, 128, 256)
 _WEIGHT_DECAYS = (0.0, 1e-5, 1e-4, 1e-3, 1e-2)
+#: The columns of the stack editor that mean something for each layer type (the others are left empty).
+_RELEVANT = {
+    "conv": ("channels", "kernel", "stride", "padding"),
+    "pool": ("kernel", "stride", "mode"),
+    "dropout": ("p",),
+    "linear": ("width",),
+}
 _STACK_COLUMNS = ("type", "channels", "kernel", "stride", "padding", "mode", "p", "width")
 _LIVE_S = 1.0  # the live view refreshes this often while a run trains
 
@@ -156,7 +163,11 @@ def data_preview(spec: DataSpec, seed: int, base: str | None) -> Prepared | None
 
 def stack_editor(layers: Sequence[LayerSpec], key: str) -> tuple[LayerSpec, ...]:
     """The layer stack as an editable table (add, delete, reorder rows); the class layer is added by the run."""
-    frame = pd.DataFrame([{c: getattr(layer, c) for c in _STACK_COLUMNS} for layer in layers], columns=_STACK_COLUMNS)
+    rows = [
+        {c: getattr(layer, c) if c == "type" or c in _RELEVANT.get(layer.type, ()) else None for c in _STACK_COLUMNS}
+        for layer in layers
+    ]
+    frame = pd.DataFrame(rows, columns=_STACK_COLUMNS)
     edited = st.data_editor(
         frame,
         key=key,
@@ -462,8 +473,10 @@ def results_view(run_id: str) -> None:
         },
     )
     true_col, pred_col = st.columns(2)
-    true_name = true_col.selectbox("True class", names, key=f"train_cell_true_{run_id}")
-    pred_name = pred_col.selectbox("Predicted as", names, index=min(1, len(names) - 1), key=f"train_cell_pred_{run_id}")
+    confusions = matrix.clone().fill_diagonal_(-1)  # start on the most frequent mistake
+    worst_true, worst_pred = divmod(int(confusions.argmax()), len(names))
+    true_name = true_col.selectbox("True class", names, index=worst_true, key=f"train_cell_true_{run_id}")
+    pred_name = pred_col.selectbox("Predicted as", names, index=worst_pred, key=f"train_cell_pred_{run_id}")
     t, p = names.index(true_name), names.index(pred_name)
     indices = torch.nonzero((labels == t) & (predicted == p)).flatten().tolist()
     st.caption(f"{len(indices)} validation images of {true_name} predicted as {pred_name}" + (":" if indices else "."))
