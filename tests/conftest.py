@@ -40,3 +40,12 @@ def cached_hub(hub_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """``TORCH_HOME`` set to :func:`hub_cache` for this test: the ImageNet models load offline."""
     monkeypatch.setenv("TORCH_HOME", str(hub_cache))
     return hub_cache
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models run faster on one intra-op thread than on several competing for a busy machine's cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

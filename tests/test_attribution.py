@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from captum.attr import GuidedBackprop, IntegratedGradients, NoiseTunnel, Occlusion, Saliency
+from module_state import assert_unchanged, snapshot
 from torch import nn
 from torchcam.methods import GradCAM, GradCAMpp, LayerCAM, ScoreCAM
 
@@ -25,31 +26,6 @@ from cnn_explorer.preprocess import Preprocess
 from cnn_explorer.zoo import LoadedModel
 
 MODELS = ("tinyvgg-shapes", "lenet5-digits", "resnet18")
-
-
-def _model_state(module: nn.Module) -> dict:
-    """Everything explaining must leave unchanged: weights, modes, in-place flags, hooks, stored gradients."""
-    return {
-        "weights": {k: v.clone() for k, v in module.state_dict().items()},
-        "training": [m.training for m in module.modules()],
-        "inplace": [getattr(m, "inplace", None) for m in module.modules()],
-        "hooks": [
-            len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) + len(m._backward_pre_hooks)
-            for m in module.modules()
-        ],
-        "grads": [p.grad is None for p in module.parameters()],
-        "requires_grad": [p.requires_grad for p in module.parameters()],
-    }
-
-
-def _assert_same_state(before: dict, after: dict) -> None:
-    assert before["training"] == after["training"]
-    assert before["inplace"] == after["inplace"]
-    assert before["hooks"] == after["hooks"] and not any(after["hooks"])
-    assert before["grads"] == after["grads"]
-    assert before["requires_grad"] == after["requires_grad"]
-    for key, value in before["weights"].items():
-        assert torch.equal(value, after["weights"][key]), key
 
 
 @pytest.fixture(scope="module")
@@ -250,11 +226,11 @@ def zoo_models(hub_cache) -> dict[str, LoadedModel]:
 def test_every_method_on_every_model(zoo_models, name, method):
     model = zoo_models[name]
     x = _input_for(model)
-    before = _model_state(model.module)
+    before = snapshot(model.module)
     params = {"steps": 8} if method == "integrated_gradients" else {"samples": 4} if method == "smoothgrad" else {}
     first = explain(model, x, method, **params)
     second = explain(model, x, method, **params)
-    _assert_same_state(before, _model_state(model.module))
+    assert_unchanged(before, snapshot(model.module))
     assert first.heatmap.shape == x.shape[-2:]
     assert torch.isfinite(first.heatmap).all() and torch.isfinite(first.attribution).all()
     assert first.layer == (default_cam_layer(model) if METHODS[method].uses_layer else None)
@@ -333,7 +309,7 @@ def test_progress_rises_to_one(tinyvgg, shape_input):
 
 
 def test_cancelling_stops_and_leaves_the_model_as_found(tinyvgg, shape_input):
-    before = _model_state(tinyvgg.module)
+    before = snapshot(tinyvgg.module)
     passes = []
 
     def stop_after_two() -> bool:
@@ -343,7 +319,7 @@ def test_cancelling_stops_and_leaves_the_model_as_found(tinyvgg, shape_input):
     with pytest.raises(Cancelled):
         explain(tinyvgg, shape_input, "occlusion", batch=4, should_stop=stop_after_two)
     assert len(passes) == 3
-    _assert_same_state(before, _model_state(tinyvgg.module))
+    assert_unchanged(before, snapshot(tinyvgg.module))
     assert not tinyvgg.lock._is_owned()
 
 

@@ -21,17 +21,11 @@ from cnn_explorer.layers import capture_activations
 from cnn_explorer.preprocess import Preprocess
 from cnn_explorer.zoo import LoadedModel
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def _wrap(module: nn.Module, input_size: tuple[int, int, int], preprocess: Preprocess) -> LoadedModel:
     return LoadedModel("test", module.eval(), input_size, tuple(map(str, range(10))), preprocess, "test", "test")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

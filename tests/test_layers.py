@@ -36,6 +36,8 @@ SHIPPED = [n for n in ("tinyvgg-shapes", "lenet5-digits") if n in available_mode
 RESNET_SIDE = 64  # receptive fields do not depend on the input size; a small input keeps the tests fast
 WINDOW_KINDS = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.Linear)
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def _wrap(module: nn.Module, input_size: tuple[int, int, int], classes: int, name: str = "test") -> LoadedModel:
     channels, side, _ = input_size
@@ -52,15 +54,6 @@ def _wrap(module: nn.Module, input_size: tuple[int, int, int], classes: int, nam
 
 def _input(model: LoadedModel, seed: int = 0) -> torch.Tensor:
     return torch.randn(1, *model.input_size, generator=torch.Generator().manual_seed(seed))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """These models are tiny: one intra-op thread is faster than several competing for a busy machine's cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -50,6 +50,8 @@ SETTINGS = [
     ConvSettings(padding=1, padding_mode="replicate", dilation=2),
 ]
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def _wrap(module: nn.Module, input_size: tuple[int, int, int], name: str = "test") -> LoadedModel:
     channels, side, _ = input_size
@@ -62,14 +64,6 @@ def _wrap(module: nn.Module, input_size: tuple[int, int, int], name: str = "test
         summary=name,
         card=name,
     )
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,8 @@ FLIP_AT = 0.125
 # captum, called directly below, warns that it switched on requires_grad for the input, as an attack needs.
 pytestmark = pytest.mark.filterwarnings("ignore:Input Tensor 0 did not already require gradients")
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def _wrap(module: nn.Module, input_size: tuple[int, int, int], preprocess: Preprocess) -> LoadedModel:
     classes = module(torch.zeros(1, *input_size)).shape[1]
@@ -34,14 +36,6 @@ def _wrap(module: nn.Module, input_size: tuple[int, int, int], preprocess: Prepr
         summary="test",
         card="test",
     )
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

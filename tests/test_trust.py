@@ -13,6 +13,7 @@ import torchvision.models
 from captum.attr import Saliency
 from captum.metrics import infidelity as captum_infidelity
 from captum.metrics import sensitivity_max as captum_sensitivity_max
+from module_state import assert_unchanged, snapshot
 from torch import nn
 
 from cnn_explorer import explain, load_model
@@ -22,6 +23,7 @@ from cnn_explorer.images import load_sample, samples_for
 from cnn_explorer.preprocess import Preprocess
 from cnn_explorer.trust import (
     METRICS,
+    SIMILAR_RHO,
     deletion_insertion,
     infidelity,
     randomization_check,
@@ -33,29 +35,6 @@ from cnn_explorer.trust import (
 from cnn_explorer.zoo import LoadedModel
 
 TINYVGG_TOP_DOWN = ["output", "conv_2_2", "conv_2_1", "conv_1_2", "conv_1_1"]
-
-
-def _model_state(module: nn.Module) -> dict:
-    """Everything a trust check must leave unchanged: weights bit for bit, modes, in-place flags, hooks, grads."""
-    return {
-        "weights": {k: v.clone() for k, v in module.state_dict().items()},
-        "training": [m.training for m in module.modules()],
-        "inplace": [getattr(m, "inplace", None) for m in module.modules()],
-        "hooks": [
-            len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) + len(m._backward_pre_hooks)
-            for m in module.modules()
-        ],
-        "grads": [p.grad is None for p in module.parameters()],
-        "requires_grad": [p.requires_grad for p in module.parameters()],
-    }
-
-
-def _assert_same_state(before: dict, after: dict) -> None:
-    assert {k: v for k, v in before.items() if k != "weights"} == {k: v for k, v in after.items() if k != "weights"}
-    assert not any(after["hooks"])
-    assert before["weights"].keys() == after["weights"].keys()
-    for key, value in before["weights"].items():
-        assert torch.equal(value, after["weights"][key]), key
 
 
 def _loaded(module: nn.Module, input_size: tuple[int, int, int], classes: int, name: str = "test") -> LoadedModel:
@@ -266,9 +245,9 @@ class _OutOfOrder(nn.Module):
 
 
 def test_cascade_runs_top_down_in_execution_order(tinyvgg):
-    before = _model_state(tinyvgg.module)
+    before = snapshot(tinyvgg.module)
     assert randomization_order(tinyvgg) == TINYVGG_TOP_DOWN
-    _assert_same_state(before, _model_state(tinyvgg.module))
+    assert_unchanged(before, snapshot(tinyvgg.module))
     assert randomization_order(_loaded(_OutOfOrder(), (1, 4, 4), 3)) == ["head", "second", "first"]
 
 
@@ -326,9 +305,9 @@ def test_new_weights_are_pytorchs_default_initialization(tinyvgg, shape_input, g
 
 
 def test_randomization_leaves_the_shared_model_bit_for_bit(tinyvgg, shape_input, gradcam):
-    before = _model_state(tinyvgg.module)
+    before = snapshot(tinyvgg.module)
     randomization_check(tinyvgg, shape_input, gradcam, max_steps=2)
-    _assert_same_state(before, _model_state(tinyvgg.module))
+    assert_unchanged(before, snapshot(tinyvgg.module))
     assert torch.equal(explain(tinyvgg, shape_input, "gradcam").heatmap, gradcam.heatmap)
 
 
@@ -372,7 +351,7 @@ def test_a_map_that_ignores_the_weights_is_flagged(tinyvgg, shape_input, gradcam
 def test_a_map_that_depends_on_the_weights_passes(tinyvgg, shape_input, gradcam):
     """Grad-CAM at the last conv loses its ranking once the classifier and the top convs are random."""
     check = randomization_check(tinyvgg, shape_input, gradcam)
-    assert check.correlation < 0.2
+    assert check.correlation < SIMILAR_RHO
     assert not check.flagged
     assert check.verdict.startswith("Passes")
 
@@ -492,12 +471,12 @@ def test_metric_arguments_are_checked(tinyvgg, shape_input, gradcam, function, k
 
 
 def test_trust_report_gathers_every_check(tinyvgg, shape_input, gradcam):
-    before = _model_state(tinyvgg.module)
+    before = snapshot(tinyvgg.module)
     seen: list[float] = []
     report = trust_report(
         tinyvgg, shape_input, "gradcam", steps=4, max_steps=3, sensitivity_samples=2, progress=seen.append
     )
-    _assert_same_state(before, _model_state(tinyvgg.module))
+    assert_unchanged(before, snapshot(tinyvgg.module))
     assert torch.equal(report.explanation.heatmap, gradcam.heatmap)
     assert report.faithfulness.target == report.randomization.target == gradcam.target
     expected_curves = deletion_insertion(tinyvgg, shape_input, gradcam.heatmap, steps=4)
@@ -546,9 +525,9 @@ def test_resnet18_with_inplace_relus_is_left_as_found():
     order = randomization_order(model)
     assert order[:4] == ["fc", "layer4.1.conv2", "layer4.1.conv1", "layer4.0.downsample.0"] and order[-1] == "conv1"
     assert len(order) == 21
-    before = _model_state(model.module)
+    before = snapshot(model.module)
     report = trust_report(model, x, "gradcam", steps=2, max_steps=2, infidelity_samples=2, sensitivity_samples=1)
-    _assert_same_state(before, _model_state(model.module))
+    assert_unchanged(before, snapshot(model.module))
     assert [len(step.layers) for step in report.randomization.steps] == [11, 10]
     assert report.randomization.decisive == 0  # 11 of 21 is already half
     assert all(math.isfinite(v) for v in report.values.values())
