@@ -16,7 +16,12 @@ def _open_train(page: Page, idle) -> Locator:
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Train").click()
     idle(page)
     expect(page.locator("h1")).to_have_text("Train")
-    return page.get_by_test_id("stMain")
+    main = page.get_by_test_id("stMain")
+    form = main.get_by_test_id("stExpander").filter(has_text="New run")
+    if form.locator("details").get_attribute("open") is None:  # collapsed once the store holds a run
+        form.get_by_text("New run").first.click()
+        idle(page)
+    return main
 
 
 def _slide_down(page: Page, idle, label: str, steps: int, shown: str) -> None:
