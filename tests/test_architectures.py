@@ -218,6 +218,24 @@ def test_bad_stack_arguments_are_refused(kwargs: dict, message: str) -> None:
         describe_stack(**arguments)
 
 
+def test_layers_feeding_a_relu_start_with_he_initialization_and_the_rest_as_pytorch_has_them() -> None:
+    layers = (_conv(64), LayerSpec("relu"), _conv(64), LayerSpec("leaky_relu", slope=0.2), _conv(64))
+    layers += (LayerSpec("tanh"), LayerSpec("linear", width=256), LayerSpec("relu"))
+    torch.manual_seed(0)
+    stack = build_stack(layers, 3, 16, 10)
+    for name, slope in (("conv1", 0.0), ("conv2", 0.2), ("fc1", 0.0)):
+        layer = stack.get_submodule(name)
+        fan_in = layer.weight[0].numel()
+        he_std = (2 / ((1 + slope**2) * fan_in)) ** 0.5
+        assert layer.weight.std().item() == pytest.approx(he_std, rel=0.05), name
+        assert not layer.bias.any(), name
+    # before a tanh and at the output: PyTorch's own uniform bounds, biases not zero
+    for name in ("conv3", "output"):
+        layer = stack.get_submodule(name)
+        bound = 1 / layer.weight[0].numel() ** 0.5
+        assert layer.weight.abs().max().item() <= bound and layer.bias.any(), name
+
+
 def test_stack_error_is_a_value_error() -> None:
     assert issubclass(StackError, ValueError)
 

@@ -351,6 +351,16 @@ def test_shapes_are_drawn_fresh_every_epoch_and_never_as_validation_images() -> 
     assert [prepared.train_for_epoch(2)[i][1] for i in range(20)] == [i % 10 for i in range(20)]
 
 
+def test_shapes_drawn_once_are_the_same_every_epoch_and_never_validation_images() -> None:
+    prepared = prepare(DataSpec("shapes", size=16, count=20, fresh=False), seed=0)
+    fresh = prepare(DataSpec("shapes", size=16, count=20), seed=0)
+    assert _same_items(_items(prepared.train), _items(fresh.train))  # epoch 0 is the same either way
+    assert _same_items(_items(prepared.train_for_epoch(3)), _items(prepared.train))
+    val = {prepared.val.pixels(i).numpy().tobytes() for i in range(len(prepared.val))}
+    assert not val & {prepared.train.pixels(i).numpy().tobytes() for i in range(20)}
+    assert "drawn fresh" not in prepared.description and "drawn fresh" in fresh.description
+
+
 def test_prepare_is_deterministic_per_seed() -> None:
     spec = DataSpec("shapes", size=16, count=10)
     augmentation = Augmentation(flip=True, rotation=20, crop=0.7, color_jitter=0.3)
@@ -467,6 +477,21 @@ def test_flip_mirrors_about_half_the_images_exactly() -> None:
         assert torch.equal(y, x) or torch.equal(y, TF.hflip(x))
         mirrored += not torch.equal(y, x)
     assert 15 <= mirrored <= 45
+
+
+def test_quarter_turns_rotate_by_multiples_of_90_degrees_exactly_and_change_with_the_epoch() -> None:
+    spec = DataSpec("shapes", size=16, count=40, fresh=False)
+    augmentation = Augmentation(quarter_turns=True)
+    plain, turned = prepare(spec, 0), prepare(spec, 0, augmentation)
+    turns = []
+    for (x, label), (y, turned_label) in zip(_items(plain.train), _items(turned.train), strict=True):
+        # the standardization sums in another order after a turn: equal up to float rounding
+        (k,) = [k for k in range(4) if torch.allclose(y, torch.rot90(x, k, dims=(1, 2)), atol=1e-5)]
+        turns.append(k)
+        assert turned_label == label
+    assert set(turns) == {0, 1, 2, 3}
+    later = _items(turned.train_for_epoch(1))
+    assert any(not torch.equal(a[0], b[0]) for a, b in zip(_items(turned.train), later, strict=True))
 
 
 def test_no_augmentation_is_the_same_as_none() -> None:

@@ -7,7 +7,15 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from cnn_explorer.training import TrainConfig, TrainingDiverged, evaluate, fit, predict_dataset, train
+from cnn_explorer.training import (
+    TrainConfig,
+    TrainingDiverged,
+    evaluate,
+    fit,
+    native_bfloat16,
+    predict_dataset,
+    train,
+)
 
 
 def _separable(n: int = 256, seed: int = 0) -> TensorDataset:
@@ -80,6 +88,62 @@ def test_learning_rate_anneals_to_zero():
     assert rates[0] == pytest.approx(0.01)
     assert rates == sorted(rates, reverse=True)
     assert rates[-1] < 0.01 * 0.05
+
+
+def _rates(config: TrainConfig, images: int = 64) -> list[float]:
+    """The learning rate of every optimizer step of a run of ``config``."""
+    rates = []
+    optimizer_step = torch.optim.Adam.step
+
+    def spy(self, *args, **kwargs):
+        rates.append(self.param_groups[0]["lr"])
+        return optimizer_step(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torch.optim.Adam, "step", spy)
+        train(nn.Linear(2, 2), lambda e: _separable(images), config)
+    return rates
+
+
+def test_without_warmup_the_rate_is_the_plain_cosine():
+    rates = _rates(TrainConfig(epochs=2, batch_size=16, lr=0.01))
+    assert rates == [0.01 * 0.5 * (1 + math.cos(math.pi * step / 8)) for step in range(8)]
+
+
+def test_warmup_climbs_linearly_to_the_peak_then_anneals():
+    rates = _rates(TrainConfig(epochs=2, batch_size=8, lr=0.01, warmup=0.25))  # 16 steps, 4 of them climbing
+    assert rates[:4] == pytest.approx([0.002, 0.004, 0.006, 0.008])
+    assert rates[4] == pytest.approx(0.01)
+    assert rates[4:] == sorted(rates[4:], reverse=True)
+    assert rates[-1] < 0.01 * 0.05
+
+
+@pytest.mark.parametrize(
+    ("config", "match"),
+    [(TrainConfig(precision="float16"), "Unknown precision"), (TrainConfig(warmup=1.0), "warmup is a share")],
+)
+def test_bad_precision_or_warmup_is_refused(config, match):
+    with pytest.raises(ValueError, match=match):
+        train(nn.Linear(2, 2), lambda e: _separable(16), config)
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_a_small_cnn_learns_in_either_precision_and_channels_last(precision):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(128, 1, 8, 8, generator=g)
+    y = (x[:, :, :, :4].sum((1, 2, 3)) > x[:, :, :, 4:].sum((1, 2, 3))).long()  # which half is brighter
+    data = TensorDataset(x, y)
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(256, 2))
+    config = TrainConfig(epochs=8, batch_size=32, lr=0.01, precision=precision, channels_last=True)
+    history = train(module, lambda e: data, config, data)
+    assert history[-1].train_loss < history[0].train_loss * 0.5
+    assert history[-1].val_accuracy >= 0.9
+    assert all(p.dtype == torch.float32 for p in module.parameters())  # autocast never changes the weights
+
+
+def test_native_bfloat16_is_a_plain_answer():
+    assert native_bfloat16() in (True, False)
 
 
 # ── fit: progress, stop, early stopping, divergence ──────────────────────────────────────────────────────────────

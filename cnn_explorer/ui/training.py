@@ -48,7 +48,7 @@ from cnn_explorer.runs import (
     read_timelapse,
     rename_run,
 )
-from cnn_explorer.runspec import LAYER_TYPES, Augmentation, DataSpec, LayerSpec, ModelSpec, RunSpec, Settings
+from cnn_explorer.runspec import LAYER_TYPES, DataSpec, LayerSpec, ModelSpec, RunSpec, Settings
 from cnn_explorer.ui.core import _UPLOAD_MB, _model_label, cached_model
 from cnn_explorer.zoo import available_models, model_entry
 
@@ -88,7 +88,7 @@ def data_form(start: DataSpec, key: str) -> DataSpec:
     size = size_col.select_slider("Image side", [16, 28, 32, 48, 64, 96, 128], value=start.size, key=f"{key}_size")
     count = count_col.select_slider(
         "Shapes per epoch",
-        [500, 1000, 2000, 4000, 8000],
+        sorted({500, 1000, 2000, 4000, 8000, start.count}),
         value=start.count,
         key=f"{key}_count",
         disabled=kind != "shapes",
@@ -97,7 +97,8 @@ def data_form(start: DataSpec, key: str) -> DataSpec:
     path, grayscale = start.path, TRAINING_DATA[kind].channels == 1
     if kind == "folder":
         path = _uploaded_folder(key)
-    return DataSpec(kind=kind, size=size, count=count, path=path, val_split=val_split, grayscale=grayscale)
+    # replace(): what has no widget (whether shapes are drawn fresh, a limit) stays as the preset has it
+    return replace(start, kind=kind, size=size, count=count, path=path, val_split=val_split, grayscale=grayscale)
 
 
 def _uploaded_folder(key: str) -> str | None:
@@ -262,7 +263,9 @@ def settings_form(start: Settings, key: str) -> Settings:
     rotation = b.slider("Rotate up to ±°", 0, 45, int(start.augmentation.rotation), key=f"{key}_rot")
     crop = c.slider("Random crop: keep ≥ (0: off)", 0.0, 0.95, start.augmentation.crop, 0.05, key=f"{key}_crop")
     jitter = d.slider("Colour jitter", 0.0, 0.5, start.augmentation.color_jitter, 0.05, key=f"{key}_jitter")
-    return Settings(
+    # replace(): what has no widget (warm-up, precision, quarter turns) stays as the preset has it
+    return replace(
+        start,
         epochs=epochs,
         batch_size=batch,
         lr=lr,
@@ -271,7 +274,7 @@ def settings_form(start: Settings, key: str) -> Settings:
         dropout=dropout,
         patience=patience,
         seed=int(seed),
-        augmentation=Augmentation(flip=flip, rotation=float(rotation), crop=crop, color_jitter=jitter),
+        augmentation=replace(start.augmentation, flip=flip, rotation=float(rotation), crop=crop, color_jitter=jitter),
     )
 
 

@@ -46,7 +46,8 @@ def test_the_form_shows_the_data_and_the_stack(app: AppTest) -> None:
     assert list(table["parameters"]) == [row.params for row in rows]
     total = sum(row.params for row in rows)
     assert any(f"**{total:,} parameters.**" in str(c.value) for c in at.caption)
-    assert any("4,000 training · 800 validation images · 10 classes" in str(c.value) for c in at.caption)
+    counts = f"{preset.data.count:,} training · {round(preset.data.count * preset.data.val_split):,} validation images"
+    assert any(f"{counts} · 10 classes" in str(c.value) for c in at.caption)
     assert not at.button(key="train_start").disabled
 
 
