@@ -20,7 +20,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 # Run as a script (`python bench/bench_playground.py`), Python puts bench/ on the path, not the repository root.
@@ -28,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
+from bench.bench_layers import median_time
 from bench.summary import record
 from cnn_explorer import render
 from cnn_explorer.featurevis import maximize_activation
@@ -40,17 +40,6 @@ from cnn_explorer.zoo import load_model
 PAGE_GOAL_S = 1.0
 PHOTO = "astronaut"
 MODEL = "tinyvgg-shapes"
-
-
-def median_time(fn: Callable[[], object], repeats: int) -> float:
-    """Median seconds per call over ``repeats`` calls, after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def bench_convolution(repeats: int) -> None:
