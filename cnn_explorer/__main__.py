@@ -17,9 +17,10 @@ _EXIT = {"done": 0, "failed": 1, "stopped": 130}
 
 
 def _train_defaults(args: argparse.Namespace) -> int:
-    names = args.only or list(defaults.RECIPES)
-    for name in names:
-        defaults.train_default(name)
+    for name in args.only or list(defaults.DEFAULTS):
+        code = _train(argparse.Namespace(preset=name, epochs=defaults.DEFAULTS[name].epochs, json=False, ship=True))
+        if code:
+            return code
     return 0
 
 
@@ -30,6 +31,9 @@ def _make_samples(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    if args.ship and args.preset not in defaults.DEFAULTS:
+        print(f"--ship: {args.preset} is not a default model ({', '.join(defaults.DEFAULTS)})", file=sys.stderr)
+        return 2
     changes = {"epochs": args.epochs} if args.epochs is not None else {}
     spec = preset(args.preset, **changes)
     interrupted = []
@@ -46,6 +50,8 @@ def _train(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGINT, previous)
     metrics = outcome.metrics()
+    if args.ship and outcome.status == "done":
+        metrics["heldout_accuracy"] = defaults.ship(outcome.run_id, args.preset, log=_print)
     if args.json:
         print(json.dumps(metrics), flush=True)
     elif metrics["val_accuracy"] is not None:
@@ -69,8 +75,10 @@ def _worker(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cnn_explorer", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    train = commands.add_parser("train-defaults", help="retrain the shipped default models (seeded)")
-    train.add_argument("--only", action="append", choices=list(defaults.RECIPES), help="train just this model")
+    train = commands.add_parser(
+        "train-defaults", help="retrain the shipped default models (train --preset NAME --epochs N --ship for each)"
+    )
+    train.add_argument("--only", action="append", choices=list(defaults.DEFAULTS), help="train just this model")
     train.set_defaults(run=_train_defaults)
     samples = commands.add_parser("make-samples", help="write held-out samples of the built-in datasets to assets/")
     samples.set_defaults(run=_make_samples)
@@ -78,6 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--preset", required=True, choices=list(PRESETS), help="what to train")
     run.add_argument("--epochs", type=int, help="override the preset's epochs")
     run.add_argument("--json", action="store_true", help="print the final metrics as JSON on the last line")
+    run.add_argument(
+        "--ship",
+        action="store_true",
+        help="then ship the trained model into assets/models as the default of that name (held-out accuracy, card)",
+    )
     run.set_defaults(run=_train)
     worker = commands.add_parser("worker", help="train one queued run (started by the app, not by hand)")
     worker.add_argument("run_id")

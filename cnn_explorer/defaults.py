@@ -1,8 +1,11 @@
-"""The recipes that train the shipped default models, reproducibly (``python -m cnn_explorer train-defaults``).
+"""The shipped default models: trained by the training page's own code path, then shipped into ``assets/models``.
 
-Each recipe names an architecture, its data and its settings; training writes three files to ``assets/models``:
-the weights (``NAME.pt``, a state_dict), the metadata the zoo loads (``NAME.json``) and the model card
-(``NAME.md``). The held-out sets are fixed by seed, so the tests recompute the reported accuracy from the weights.
+``python -m cnn_explorer train --preset tinyvgg-shapes --epochs 30 --ship`` trains the preset exactly as the
+training page or its worker would (recorded in the run store), then :func:`ship` copies the last epoch's weights
+into the named architecture of the zoo (:class:`~cnn_explorer.architectures.TinyVGG`, whose layer names follow CNN
+Explainer), measures the held-out accuracy and writes three files: the weights (``NAME.pt``, a state_dict), the
+metadata the zoo loads (``NAME.json``) and the model card (``NAME.md``). ``train-defaults`` does that for both.
+The held-out sets are fixed by seed and never trained on, so the tests recompute the reported accuracy.
 """
 
 from __future__ import annotations
@@ -10,62 +13,44 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 from torch.utils.data import Dataset
 
-from cnn_explorer import data
+from cnn_explorer import data, runs
 from cnn_explorer.architectures import ARCHITECTURES
 from cnn_explorer.preprocess import Preprocess
-from cnn_explorer.training import EpochResult, TrainConfig, evaluate, train
+from cnn_explorer.runspec import RunSpec, preset
+from cnn_explorer.training import evaluate
 from cnn_explorer.zoo import ASSETS_MODELS
 
-__all__ = ["RECIPES", "Recipe", "heldout_dataset", "train_default"]
+__all__ = ["DEFAULTS", "Default", "ShipError", "heldout_dataset", "ship", "spec"]
 
-COMMAND = "python -m cnn_explorer train-defaults"
+_SHAPES_HELDOUT = 2000
+_SHAPES_HELDOUT_SEED = 1  # training draws from seed 1000 on (data._SHAPES_TRAIN_SEED_OFFSET): never these
 
 
 @dataclass(frozen=True)
-class Recipe:
-    """How one default model is trained.
+class Default:
+    """A shipped default model: which preset trains it, for how long, and what it is shipped as.
 
     Attributes:
-        name: Registry name of the model.
-        architecture: A key of ``ARCHITECTURES``.
-        architecture_args: Keyword arguments of the architecture.
-        class_names: Output names.
-        preprocess: The model's preprocessing; mean/std filled in from the training data when
-            ``normalize_from_data``.
-        normalize_from_data: Measure the per-channel mean/std on the training images.
-        config: Training settings.
-        data_description: For the model card.
-        train_data: (epoch, transform) → that epoch's training set.
-        heldout_data: transform → the held-out test set (never used for training or model selection).
+        name: Registry name of the model (also the preset's name).
+        epochs: Epochs of the training run (the preset's own count is tuned for a quick run on the page).
+        architecture: The key of ``ARCHITECTURES`` the weights are shipped as; it must be the preset's stack layer
+            for layer (same modules, same shapes, in the same order), only with its own layer names.
+        heldout: transform → the held-out test set (never trained on, never used to choose a checkpoint).
+        heldout_description: For the model card.
     """
 
     name: str
+    epochs: int
     architecture: str
-    architecture_args: dict
-    class_names: tuple[str, ...]
-    preprocess: Preprocess
-    normalize_from_data: bool
-    config: TrainConfig
-    data_description: str
-    train_data: Callable[[int, Callable], Dataset]
-    heldout_data: Callable[[Callable], Dataset]
-
-
-_SHAPES_PER_EPOCH = 8000
-_SHAPES_HELDOUT = 2000
-_SHAPES_HELDOUT_SEED = 1  # training uses seeds 1000 + epoch, so no held-out image is ever trained on
-_SHAPES_TRAIN_SEED = 1000
-
-
-def _digits_train(epoch: int, transform: Callable) -> Dataset:
-    split = data.digits_split()
-    return data.ImageListDataset(split.train_images, split.train_labels, transform)
+    heldout: Callable[[Callable], Dataset]
+    heldout_description: str
 
 
 def _digits_heldout(transform: Callable) -> Dataset:
@@ -73,102 +58,122 @@ def _digits_heldout(transform: Callable) -> Dataset:
     return data.ImageListDataset(split.test_images, split.test_labels, transform)
 
 
-RECIPES: dict[str, Recipe] = {
-    "tinyvgg-shapes": Recipe(
+DEFAULTS: dict[str, Default] = {
+    "tinyvgg-shapes": Default(
         name="tinyvgg-shapes",
+        epochs=30,
         architecture="TinyVGG",
-        architecture_args={"num_classes": len(data.SHAPE_CLASSES), "in_channels": 3},
-        class_names=data.SHAPE_CLASSES,
-        preprocess=Preprocess(resize=64, crop=64, per_image_standardization=True),
-        normalize_from_data=False,
-        config=TrainConfig(epochs=60, batch_size=64, lr=3e-3, optimizer="adam", seed=0),
-        data_description=(
-            f"Built-in synthetic shapes ({len(data.SHAPE_CLASSES)} classes: {', '.join(data.SHAPE_CLASSES)}), "
-            "64×64 RGB, random colour, size, position, rotation, plain or gradient background and pixel noise. "
-            f"{_SHAPES_PER_EPOCH} freshly drawn images every epoch (seed {_SHAPES_TRAIN_SEED} + epoch); "
-            f"held-out test set: {_SHAPES_HELDOUT} images drawn with seed {_SHAPES_HELDOUT_SEED}."
-        ),
-        train_data=lambda epoch, transform: data.SyntheticShapes(
-            _SHAPES_PER_EPOCH, seed=_SHAPES_TRAIN_SEED + epoch, transform=transform
-        ),
-        heldout_data=lambda transform: data.SyntheticShapes(
-            _SHAPES_HELDOUT, seed=_SHAPES_HELDOUT_SEED, transform=transform
-        ),
+        heldout=lambda transform: data.SyntheticShapes(_SHAPES_HELDOUT, seed=_SHAPES_HELDOUT_SEED, transform=transform),
+        heldout_description=f"{_SHAPES_HELDOUT} shapes drawn with seed {_SHAPES_HELDOUT_SEED}",
     ),
-    "lenet5-digits": Recipe(
+    "lenet5-digits": Default(
         name="lenet5-digits",
+        epochs=40,
         architecture="LeNet5",
-        architecture_args={"num_classes": len(data.DIGIT_CLASSES), "in_channels": 1},
-        class_names=data.DIGIT_CLASSES,
-        preprocess=Preprocess(resize=32, crop=32, grayscale=True, invert_light_background=True),
-        normalize_from_data=True,
-        config=TrainConfig(epochs=40, batch_size=32, lr=2e-3, optimizer="adam", seed=0),
-        data_description=(
-            "scikit-learn's handwritten digits (`sklearn.datasets.load_digits`: 1797 real 8×8 scans, 10 classes), "
-            "light ink on black, upscaled to 32×32. Stratified split: 80 % training, 20 % held-out test (seed 0)."
-        ),
-        train_data=_digits_train,
-        heldout_data=_digits_heldout,
+        heldout=_digits_heldout,
+        heldout_description="the 20 % of the digits held out by `digits_split()` (stratified, seed 0): 360 images",
     ),
 }
+
+COMMAND = "python -m cnn_explorer train --preset {name} --epochs {epochs} --ship"
+
+
+class ShipError(ValueError):
+    """A run that cannot be shipped as a default model; the message says why."""
+
+
+def spec(name: str) -> RunSpec:
+    """The run that trains the default model ``name``: its preset with the default's epochs."""
+    return preset(name, epochs=DEFAULTS[name].epochs)
 
 
 def heldout_dataset(name: str, preprocess: Preprocess) -> Dataset:
     """The held-out test set of a default model, preprocessed with ``preprocess``."""
-    return RECIPES[name].heldout_data(_to_input(preprocess))
-
-
-def _log(message: str) -> None:
-    print(message, flush=True)
-
-
-def train_default(name: str, out_dir: Path = ASSETS_MODELS, log: Callable[[str], None] = _log) -> float:
-    """Train one default model from its recipe and write its weights, metadata and card.
-
-    Returns:
-        The held-out accuracy.
-    """
-    recipe = RECIPES[name]
-    torch.manual_seed(recipe.config.seed)
-    preprocess = recipe.preprocess
-    if recipe.normalize_from_data:
-        preprocess = _with_data_statistics(preprocess, recipe.train_data)
-    transform = _to_input(preprocess)
-    module = ARCHITECTURES[recipe.architecture](**recipe.architecture_args)
-
-    def report(result: EpochResult) -> None:
-        log(
-            f"{name} epoch {result.epoch:2d}/{recipe.config.epochs}: loss {result.train_loss:.4f} "
-            f"train {result.train_accuracy:.2%} ({result.seconds:.1f} s)"
-        )
-
-    history = train(module, lambda epoch: recipe.train_data(epoch, transform), recipe.config, on_epoch=report)
-    heldout = recipe.heldout_data(transform)
-    test_loss, test_accuracy = evaluate(module, heldout)
-    heldout_size = len(heldout)
-    log(f"{name}: held-out accuracy {test_accuracy:.2%} on {heldout_size} images")
-    _write(recipe, module, preprocess, history, test_accuracy, test_loss, heldout_size, out_dir)
-    return test_accuracy
+    return DEFAULTS[name].heldout(_to_input(preprocess))
 
 
 def _to_input(preprocess: Preprocess) -> Callable:
     return lambda img: preprocess(img)[0]
 
 
-def _with_data_statistics(preprocess: Preprocess, train_data: Callable[[int, Callable], Dataset]) -> Preprocess:
-    """``preprocess`` with the per-channel mean and std of the training images (after scaling to [0, 1])."""
-    dataset = train_data(0, _to_input(replace(preprocess, mean=None, std=None)))
-    stack = torch.stack([dataset[i][0] for i in range(len(dataset))])
-    mean = tuple(round(v, 4) for v in stack.mean(dim=(0, 2, 3)).tolist())
-    std = tuple(round(v, 4) for v in stack.std(dim=(0, 2, 3)).tolist())
-    return replace(preprocess, mean=mean, std=std)
+def _log(message: str) -> None:
+    print(message, flush=True)
+
+
+def ship(run_id: str | int, name: str, out_dir: Path = ASSETS_MODELS, log: Callable[[str], None] = _log) -> float:
+    """Ship a finished run of a default's preset as that default model: its last epoch's weights in the default's
+    architecture, their held-out accuracy, and the model card.
+
+    The last epoch, not the best: for the digits the run's validation set is the held-out test set, and a
+    checkpoint chosen on it would overstate the held-out accuracy.
+
+    Returns:
+        The held-out accuracy.
+
+    Raises:
+        ShipError: ``name`` is not a default, the run did not finish, or its network is not the default's
+            architecture layer for layer.
+    """
+    if name not in DEFAULTS:
+        raise ShipError(f"{name!r} is not a default model; defaults: {', '.join(DEFAULTS)}.")
+    default = DEFAULTS[name]
+    run = runs.get_run(run_id)
+    if run.status != "done":
+        raise ShipError(f"Run {run.id} is {run.status}: only a finished run can be shipped.")
+    if run.spec.data != preset(name).data:
+        raise ShipError(f"Run {run.id} was not trained on the {name} preset's data: it cannot be shipped as {name}.")
+    info = runs.read_model_info(run.id)
+    build = info["build"]
+    module = ARCHITECTURES[default.architecture](num_classes=build["num_classes"], in_channels=build["in_channels"])
+    copy_by_position(runs.load_checkpoint(run.id, "last"), module)
+    preprocess = Preprocess.from_dict(info["preprocess"])
+    heldout = default.heldout(_to_input(preprocess))
+    test_loss, test_accuracy = evaluate(module, heldout)
+    log(f"{name}: held-out accuracy {test_accuracy:.2%} on {len(heldout)} images (run {run.id})")
+    history = runs.read_metrics(run.id)
+    _write(
+        default,
+        run.spec,
+        module,
+        tuple(info["class_names"]),
+        preprocess,
+        history,
+        test_accuracy,
+        test_loss,
+        len(heldout),
+        out_dir,
+    )
+    return test_accuracy
+
+
+def copy_by_position(state: dict[str, torch.Tensor], module: nn.Module) -> None:
+    """Load ``state`` into ``module`` entry by entry in order, whatever the names, reshaping a linear layer's weight
+    into the conv that replaces it (LeNet-5's C5: a 5×5 conv over a 5×5 map is a linear layer over its 400 inputs).
+
+    Raises:
+        ShipError: The two have different numbers of entries or an entry of a different size.
+    """
+    target = module.state_dict()
+    if len(state) != len(target):
+        raise ShipError(f"The run's network has {len(state)} weight tensors, {type(module).__name__} {len(target)}.")
+    copied = {}
+    for (source_name, value), (name, slot) in zip(state.items(), target.items(), strict=True):
+        if value.numel() != slot.numel() or (value.shape != slot.shape and value.dim() == slot.dim()):
+            raise ShipError(
+                f"The run's {source_name} has shape {tuple(value.shape)}; {type(module).__name__}'s {name} has "
+                f"{tuple(slot.shape)}."
+            )
+        copied[name] = value.reshape(slot.shape)
+    module.load_state_dict(copied)
 
 
 def _write(
-    recipe: Recipe,
-    module: torch.nn.Module,
+    default: Default,
+    spec: RunSpec,
+    module: nn.Module,
+    class_names: tuple[str, ...],
     preprocess: Preprocess,
-    history: list[EpochResult],
+    history: list[dict],
     test_accuracy: float,
     test_loss: float,
     heldout_size: int,
@@ -176,44 +181,63 @@ def _write(
 ) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     # Weights and card first, metadata last: the zoo lists a model once its .json exists.
-    weights = out_dir / f"{recipe.name}.pt"
+    weights = out_dir / f"{default.name}.pt"
     tmp = weights.with_suffix(".pt.tmp")
     torch.save(module.state_dict(), tmp)
     os.replace(tmp, weights)
     params = sum(p.numel() for p in module.parameters())
+    command = COMMAND.format(name=default.name, epochs=default.epochs)
     summary = (
-        f"{recipe.architecture} · {params:,} parameters · {len(recipe.class_names)} classes · "
+        f"{default.architecture} · {params:,} parameters · {len(class_names)} classes · "
         f"{test_accuracy:.1%} held-out accuracy"
     )
+    settings = spec.settings
+    data_kind = data.DATASETS[spec.data.kind]
+    data_text = (
+        f"{data_kind.title}, {spec.data.size}×{spec.data.size}: "
+        + (
+            f"{spec.data.count:,} images drawn once (seed {data._SHAPES_TRAIN_SEED_OFFSET + settings.seed}), "
+            f"{max(1, round(spec.data.count * spec.data.val_split)):,} validation images. "
+            if spec.data.kind == "shapes"
+            else f"{data_kind.description} "
+        )
+        + f"Held-out test set: {default.heldout_description}."
+    )
+    augmentation = [k for k, v in asdict(settings.augmentation).items() if v]
+    training = (
+        f"{settings.optimizer}, peak learning rate {settings.lr} ("
+        + (f"warm-up over {settings.warmup:.0%} of the steps, then " if settings.warmup else "")
+        + f"cosine decay), batch {settings.batch_size}, {settings.epochs} epochs, {settings.precision}, "
+        f"augmentation: {', '.join(augmentation) or 'none'}, seed {settings.seed}; last epoch kept"
+    )
     meta = {
-        "name": recipe.name,
-        "architecture": recipe.architecture,
-        "architecture_args": recipe.architecture_args,
-        "class_names": list(recipe.class_names),
+        "name": default.name,
+        "architecture": default.architecture,
+        "architecture_args": {"num_classes": len(class_names), "in_channels": preprocess.channels},
+        "class_names": list(class_names),
         "preprocess": preprocess.to_dict(),
         "summary": summary,
         "parameters": params,
         "heldout": {"accuracy": test_accuracy, "loss": test_loss, "images": heldout_size},
-        "training": asdict(recipe.config),
-        "data": recipe.data_description,
-        "history": [asdict(result) for result in history],
-        "command": f"{COMMAND} --only {recipe.name}",
+        "run": spec.to_dict(),
+        "data": data_text,
+        "history": history,
+        "command": command,
         "torch": torch.__version__,
     }
     steps = "\n".join(f"{i}. {step}" for i, step in enumerate(preprocess.steps(), 1))
-    settings = ", ".join(f"{k} {v}" for k, v in asdict(recipe.config).items())
+    minutes = sum(record["seconds"] for record in history) / 60
     card = (
-        f"### {recipe.name}\n\n"
-        f"- **Architecture:** {recipe.architecture} ({params:,} parameters)\n"
-        f"- **Data:** {recipe.data_description}\n"
-        f"- **Training:** cross-entropy, {settings}, cosine learning-rate decay, last epoch kept "
-        f"(no model selection on the test set); {sum(r.seconds for r in history) / 60:.1f} min on a CPU\n"
+        f"### {default.name}\n\n"
+        f"- **Architecture:** {default.architecture} ({params:,} parameters)\n"
+        f"- **Data:** {data_text}\n"
+        f"- **Training:** cross-entropy, {training}; {minutes:.1f} min on a CPU\n"
         f"- **Held-out accuracy:** {test_accuracy:.2%} on {heldout_size} images\n"
-        f"- **Reproduce:** `{COMMAND} --only {recipe.name}`\n\n"
+        f"- **Reproduce:** `{command}`\n\n"
         f"**Preprocessing**\n\n{steps}\n"
     )
-    _atomic_write(out_dir / f"{recipe.name}.md", card.encode())
-    _atomic_write(out_dir / f"{recipe.name}.json", json.dumps(meta, indent=2).encode())
+    _atomic_write(out_dir / f"{default.name}.md", card.encode())
+    _atomic_write(out_dir / f"{default.name}.json", json.dumps(meta, indent=2).encode())
 
 
 def _atomic_write(path: Path, content: bytes) -> None:

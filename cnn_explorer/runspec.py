@@ -240,9 +240,9 @@ PRESETS: dict[str, RunSpec] = {
                 _conv(16, 5),
                 LayerSpec("tanh"),
                 LayerSpec("pool", kernel=2, stride=None, mode="avg"),
-                _FLAT,
-                LayerSpec("linear", width=120),
+                _conv(120, 5),  # C5: a 5×5 conv over 5×5 maps, as in the paper
                 LayerSpec("tanh"),
+                _FLAT,
                 LayerSpec("linear", width=84),
                 LayerSpec("tanh"),
             )

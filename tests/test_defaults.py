@@ -1,0 +1,118 @@
+"""Shipping a default model: a preset's run, trained by the run path, becomes the zoo's named architecture."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cnn_explorer import data, defaults, jobs, runner, runs, zoo
+from cnn_explorer.__main__ import main
+from cnn_explorer.architectures import LeNet5, TinyVGG
+from cnn_explorer.defaults import ShipError, copy_by_position, ship
+from cnn_explorer.runspec import DataSpec, preset
+from cnn_explorer.training import evaluate
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("CNN_EXPLORER_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """One epoch of the lenet5-digits preset, through the command line's code path."""
+    home = tmp_path_factory.mktemp("digits-run")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CNN_EXPLORER_HOME", str(home))
+        outcome = jobs.train_foreground(preset("lenet5-digits", epochs=1))
+    assert outcome.status == "done", outcome.message
+    return home, outcome.run_id
+
+
+def test_a_shipped_run_predicts_exactly_like_the_run(digits_run, monkeypatch, tmp_path):
+    home, run_id = digits_run
+    monkeypatch.setenv("CNN_EXPLORER_HOME", str(home))
+    accuracy = ship(run_id, "lenet5-digits", out_dir=tmp_path, log=lambda line: None)
+
+    info = runs.read_model_info(run_id)
+    trained = runner.build_module(runs.get_run(run_id).spec.model, info["build"])
+    trained.load_state_dict(runs.load_checkpoint(run_id, "last"))
+    trained.eval()
+    shipped = zoo._load_builtin(tmp_path / "lenet5-digits.json")
+    assert isinstance(shipped.module, LeNet5)
+    x = torch.randn(5, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(shipped.module(x), trained(x), atol=1e-6)
+
+    meta = json.loads((tmp_path / "lenet5-digits.json").read_text())
+    _, expected = evaluate(shipped.module, defaults.heldout_dataset("lenet5-digits", shipped.preprocess))
+    assert accuracy == meta["heldout"]["accuracy"] == expected
+    assert meta["heldout"]["images"] == 360
+    assert meta["run"]["settings"]["epochs"] == 1
+    assert len(meta["history"]) == 1
+    card = (tmp_path / "lenet5-digits.md").read_text()
+    assert "`python -m cnn_explorer train --preset lenet5-digits --epochs 40 --ship`" in card
+    assert f"{accuracy:.2%}" in card
+
+
+def test_only_a_finished_run_of_the_defaults_preset_ships(digits_run, monkeypatch, tmp_path):
+    home, run_id = digits_run
+    monkeypatch.setenv("CNN_EXPLORER_HOME", str(home))
+    with pytest.raises(ShipError, match="not trained on the tinyvgg-shapes preset's data"):
+        ship(run_id, "tinyvgg-shapes", out_dir=tmp_path)
+    with pytest.raises(ShipError, match="'small-vgg-bn' is not a default model"):
+        ship(run_id, "small-vgg-bn", out_dir=tmp_path)
+    queued = runs.create_run(preset("lenet5-digits"))
+    with pytest.raises(ShipError, match=f"Run {queued.id} is queued"):
+        ship(queued.id, "lenet5-digits", out_dir=tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
+def test_copy_by_position_refuses_a_different_network():
+    with pytest.raises(ShipError, match=r"2 weight tensors, TinyVGG 10"):
+        copy_by_position(torch.nn.Linear(2, 2).state_dict(), TinyVGG())
+    message = r"c1.weight has shape \(6, 1, 5, 5\); TinyVGG's conv_1_1.weight has \(10, 3, 3, 3\)"
+    with pytest.raises(ShipError, match=message):
+        copy_by_position(LeNet5().state_dict(), TinyVGG())  # as many tensors, other shapes
+    state = TinyVGG().state_dict()
+    state["conv_1_1.weight"] = state["conv_1_1.weight"].transpose(0, 1)  # as many numbers, another shape
+    with pytest.raises(ShipError, match=r"has shape \(3, 10, 3, 3\)"):
+        copy_by_position(state, TinyVGG())
+
+
+def test_ship_on_a_preset_that_is_no_default_is_refused_before_training(home, capsys):
+    assert main(["train", "--preset", "small-vgg-bn", "--ship"]) == 2
+    assert "small-vgg-bn is not a default model" in capsys.readouterr().err
+    assert runs.list_runs() == []
+
+
+def test_the_presets_stacks_are_the_default_architectures_layer_for_layer():
+    for name, default in defaults.DEFAULTS.items():
+        spec = defaults.spec(name)
+        assert spec.settings.epochs == default.epochs
+        stack = runner.build_module(
+            spec.model,
+            {
+                "in_channels": 1 if name == "lenet5-digits" else 3,
+                "input_size": spec.data.size,
+                "num_classes": 10,
+                "dropout": 0.0,
+            },
+        )
+        target = {"TinyVGG": TinyVGG, "LeNet5": LeNet5}[default.architecture]()
+        copy_by_position(stack.state_dict(), target)
+        x = torch.randn(2, *((1, 32, 32) if name == "lenet5-digits" else (3, 64, 64)))
+        with torch.no_grad():
+            assert torch.allclose(target.eval()(x), stack.eval()(x), atol=1e-6), name
+
+
+def test_runs_never_train_on_the_shipped_held_out_shapes():
+    heldout = data.SyntheticShapes(4, seed=1)
+    prepared = data.prepare(DataSpec(kind="shapes", count=4, val_split=0.5, fresh=True), seed=0)
+    for epoch in range(3):
+        images = prepared.train_for_epoch(epoch)
+        for i in range(4):
+            assert not np.array_equal(np.asarray(images.image(i)), np.asarray(heldout[i][0])), (epoch, i)
