@@ -21,6 +21,7 @@ import gzip
 import hashlib
 import io
 import math
+import multiprocessing as mp
 import os
 import pickle
 import shutil
@@ -635,6 +636,8 @@ class _PixelCache:
     def __init__(self, n: int, shape: tuple[int, int, int]) -> None:
         self.pixels = torch.empty((n, *shape), dtype=torch.uint8)  # untouched pages cost no memory
         self.filled = np.zeros(n, dtype=bool)
+        # Per-image standardization's mean and divisor of each image, measured once: turns and mirrors keep them.
+        self.statistics = torch.empty((n, 2), dtype=torch.float32)
 
     @staticmethod
     def fits(n: int, shape: tuple[int, int, int]) -> bool:
@@ -645,8 +648,9 @@ class LabelledImages(Dataset):
     """Labelled images as a model trains on them: item ``i`` is ``(input tensor [C, H, W], label)``.
 
     The input is ``preprocess.scale(augment(preprocess.geometry(image)))``: without augmentation, exactly what
-    ``preprocess(image)`` gives the trained model at inference. Augmentation draws from a generator seeded with
-    ``(seed, epoch, index)``, so an item is the same in any order, in any worker, and changes from epoch to epoch.
+    ``preprocess(image)`` gives the trained model at inference. Augmentation draws from generators seeded with
+    ``(seed, epoch, index)`` (quarter turns and mirroring: one draw per epoch from ``(seed, epoch)``), so an item is
+    the same in any order, in any worker, and changes from epoch to epoch. :meth:`batch` gives whole batches.
 
     Attributes:
         labels: One class index per item (int64), readable without loading any image.
@@ -682,9 +686,51 @@ class LabelledImages(Dataset):
             return self.cache.pixels[index]
         x = self.preprocess.geometry(self.images(index))
         if self.cache is not None:
-            self.cache.pixels[index] = x
-            self.cache.filled[index] = True
+            self._store(np.array([index]), x[None])
         return x
+
+    def load_all(self, processes: int = 1, progress: Callable[[int, int], None] | None = None) -> None:
+        """Read every image into the pixel cache now, instead of as the first epoch reaches it (nothing to do
+        without a cache: images drawn fresh every epoch, or too many to keep).
+
+        Args:
+            processes: Read in this many forked processes when there are thousands of images (drawing or decoding
+                them is Python work: threads would take turns). Never from a process that must not fork, such as
+                the app's: the worker and the command line use it.
+            progress: Called with (images read, images to read) after each chunk; it may raise to stop.
+        """
+        cache = self.cache
+        if cache is None:
+            return
+        missing = np.flatnonzero(~cache.filled)
+        chunks = [missing[start : start + _LOAD_CHUNK] for start in range(0, len(missing), _LOAD_CHUNK)]
+        done = 0
+        if processes > 1 and len(missing) >= _LOAD_IN_PROCESSES_FROM and "fork" in mp.get_all_start_methods():
+            global _LOADING
+            _LOADING = self  # the forked processes inherit it: nothing big is pickled, only the indices
+            try:
+                with mp.get_context("fork").Pool(processes) as pool:
+                    for chunk, pixels in zip(chunks, pool.imap(_load_chunk, chunks), strict=True):
+                        self._store(chunk, torch.from_numpy(pixels))
+                        done += len(chunk)
+                        if progress is not None:
+                            progress(done, len(missing))
+            finally:
+                _LOADING = None
+            return
+        for chunk in chunks:
+            for index in chunk:
+                self.pixels(int(index))
+            done += len(chunk)
+            if progress is not None:
+                progress(done, len(missing))
+
+    def _store(self, indices: np.ndarray, pixels: Tensor) -> None:
+        assert self.cache is not None
+        self.cache.pixels[indices] = pixels
+        if self.preprocess.per_image_standardization:
+            self.cache.statistics[indices] = Preprocess.statistics(pixels)
+        self.cache.filled[indices] = True
 
     def image(self, index: int) -> Image.Image:
         """Item ``index`` as a picture (grey or RGB), as the model sees it before augmentation and normalization."""
@@ -706,13 +752,84 @@ class LabelledImages(Dataset):
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
         x = self.pixels(index)
         if self.augmentation is not None:
-            x = _augment(x, self.augmentation, np.random.default_rng([self.seed, self.epoch, index]))
+            x = self._augment(x, index)
         return self.preprocess.scale(x), int(self.labels[index])
 
+    def batch(self, indices: Sequence[int]) -> tuple[Tensor, Tensor]:
+        """Items ``indices`` stacked: ``(inputs [B, C, H, W], labels [B])``, equal to stacking ``self[i]``.
 
-def _augment(x: Tensor, augmentation: Augmentation, rng: np.random.Generator) -> Tensor:
+        The training loop's fast path: cached pixels are gathered in one index, quarter turns and mirroring are
+        applied to all the images that share them at once, and the scaling runs over the whole batch.
+        """
+        indices = [int(i) for i in indices]
+        augmentation = self.augmentation
+        # Quarter turns and mirrors only move pixels: vectorized, and the cached standardization statistics hold.
+        orientations_only = augmentation is None or replace(augmentation, flip=False, quarter_turns=False) == _NONE
+        statistics = None
+        if self.cache is not None and self.cache.filled[indices].all():
+            x = self.cache.pixels[indices]
+            if self.preprocess.per_image_standardization and orientations_only:
+                statistics = self.cache.statistics[indices]
+        else:
+            x = torch.stack([self.pixels(i) for i in indices])
+        if augmentation is not None:
+            if orientations_only:
+                turns, mirrors = self._orientations
+                x = _orient_batch(
+                    x,
+                    turns[indices] if augmentation.quarter_turns else None,
+                    mirrors[indices] if augmentation.flip else None,
+                )
+            else:
+                x = torch.stack([self._augment(image, i) for image, i in zip(x, indices, strict=True)])
+        return self.preprocess.scale_batch(x, statistics), torch.as_tensor(self.labels[indices])
+
+    @functools.cached_property
+    def _orientations(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every item's quarter turns (0–3) and mirroring for this epoch: one draw for the whole set, from
+        ``(seed, epoch)``, so an item's orientation is the same in any order and changes with the epoch."""
+        rng = np.random.default_rng([self.seed, self.epoch, _ORIENTATION_STREAM])
+        return rng.integers(0, 4, size=len(self)), rng.random(len(self)) < 0.5
+
+    def _augment(self, x: Tensor, index: int) -> Tensor:
+        assert self.augmentation is not None
+        turns, mirrors = self._orientations
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        return _augment(x, self.augmentation, rng, int(turns[index]), bool(mirrors[index]))
+
+
+_LOAD_CHUNK = 250
+_LOAD_IN_PROCESSES_FROM = 2000  # fewer images are read before the processes would have started
+_LOADING: LabelledImages | None = None  # the set a forked reading process reads from
+
+
+def _load_chunk(indices: np.ndarray) -> np.ndarray:
+    assert _LOADING is not None
+    return np.stack([_LOADING.preprocess.geometry(_LOADING.images(int(i))).numpy() for i in indices])
+
+
+_NONE = Augmentation()
+_ORIENTATION_STREAM = 2**32 - 1  # a third seed word that no item index reaches: the orientations' own stream
+
+
+def _orient_batch(x: Tensor, turns: np.ndarray | None, mirrors: np.ndarray | None) -> Tensor:
+    """Quarter-turn and mirror each image of ``[B, C, H, W]`` (square), one operation per group that shares both."""
+    turns = np.zeros(len(x), dtype=np.int64) if turns is None else turns
+    mirrors = np.zeros(len(x), dtype=bool) if mirrors is None else mirrors
+    out = torch.empty_like(x)
+    for k in range(4):
+        for mirror in (False, True):
+            chosen = np.flatnonzero((turns == k) & (mirrors == mirror))
+            if len(chosen):
+                group = torch.rot90(x[chosen], k, dims=(2, 3))
+                out[chosen] = group.flip(3) if mirror else group
+    return out
+
+
+def _augment(x: Tensor, augmentation: Augmentation, rng: np.random.Generator, turns: int, mirror: bool) -> Tensor:
     """Random-resized crop, rotation, quarter turn, mirror and colour jitter of a uint8 ``[C, H, W]`` image (square,
-    as every preprocessing crops it), drawn from ``rng``."""
+    as every preprocessing crops it); ``turns`` and ``mirror`` are the item's orientation, the rest is drawn from
+    ``rng``."""
     channels, height, width = x.shape
     if augmentation.crop > 0:
         # torchvision's RandomResizedCrop: a share of the area in [crop, 1] at an aspect ratio in [3/4, 4/3]
@@ -729,8 +846,8 @@ def _augment(x: Tensor, augmentation: Augmentation, rng: np.random.Generator) ->
         angle = float(rng.uniform(-augmentation.rotation, augmentation.rotation))
         x = TF.rotate(x, angle, InterpolationMode.BILINEAR, fill=border.tolist())
     if augmentation.quarter_turns:
-        x = torch.rot90(x, int(rng.integers(4)), dims=(1, 2))
-    if augmentation.flip and rng.random() < 0.5:
+        x = torch.rot90(x, turns, dims=(1, 2))
+    if augmentation.flip and mirror:
         x = TF.hflip(x)
     if augmentation.color_jitter > 0:
         low, high = max(0.0, 1 - augmentation.color_jitter), 1 + augmentation.color_jitter

@@ -32,6 +32,7 @@ __all__ = ["STOP_GRACE_S", "kick", "poll", "stop", "submit", "train_foreground",
 STOP_GRACE_S = 5.0  # a worker still alive this long after a stop request is terminated
 WORKER_START_GRACE_S = 60.0  # a claimed run whose process never showed up has failed after this long
 _KILL_GRACE_S = 1.0  # after SIGTERM, before SIGKILL
+_REAP_WAIT_S = 2.0  # a dead worker's last threads exit within this (then its exit code is known)
 _LOG_TAIL_LINES = 6
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the worker imports this checkout, installed or not
 _HAS_PROC = Path("/proc/self/stat").exists()
@@ -197,6 +198,17 @@ def _reap_children() -> None:
             del _children[pid]
 
 
+def _exit_code(pid: int) -> int | None:
+    """The exit code of a dead worker we started (None: not ours). A killed multithreaded process shows as a zombie
+    before its last threads have exited, and only then can it be reaped: wait for that (milliseconds)."""
+    process = _children.get(pid)
+    if process is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            _exit_codes[pid] = process.wait(timeout=_REAP_WAIT_S)
+            del _children[pid]
+    return _exit_codes.get(pid)
+
+
 def _reap() -> list[str]:
     """Mark running runs whose process is gone as failed."""
     _reap_children()
@@ -209,8 +221,7 @@ def _reap() -> list[str]:
         elif _alive(run.pid):
             continue
         else:
-            _reap_children()  # it may have died since the first look: collect its exit code now
-            code = _exit_codes.get(run.pid)
+            code = _exit_code(run.pid)
             how = f"exit code {code}" if code is not None else f"process {run.pid}"
             message = f"The worker process ended without finishing the run ({how})."
             if tail := _log_tail(run.id):

@@ -66,6 +66,33 @@ class Preprocess:
             return TF.normalize(x, list(self.mean), list(self.std))
         return x
 
+    def scale_batch(self, x: Tensor, statistics: Tensor | None = None) -> Tensor:
+        """uint8 ``[B, C, H, W]`` → float inputs ``[B, C, H, W]``: :meth:`scale` of every image, in one pass.
+
+        Args:
+            x: The images.
+            statistics: Their :meth:`statistics`, when known (they survive turns and mirroring, so a training set
+                can measure them once); None measures them here. Used only with per-image standardization.
+        """
+        x = x.to(torch.float32).mul_(1 / 255)
+        if self.per_image_standardization:
+            stats = self.statistics(x) if statistics is None else statistics
+            return (x - stats[:, :1, None, None]).div_(stats[:, 1:, None, None])
+        if self.mean is not None and self.std is not None:
+            return TF.normalize(x, list(self.mean), list(self.std))
+        return x
+
+    @staticmethod
+    def statistics(x: Tensor) -> Tensor:
+        """Per-image standardization's mean and divisor of each image of ``[B, C, H, W]`` (uint8, or already scaled
+        to [0, 1]): ``[B, 2]``, the divisor being the standard deviation floored as :meth:`scale` floors it."""
+        if x.dtype == torch.uint8:
+            x = x.to(torch.float32).mul_(1 / 255)
+        flat = x.reshape(len(x), -1)
+        mean = flat.mean(dim=1, keepdim=True)
+        std = (flat - mean).square_().mean(dim=1, keepdim=True).sqrt_()
+        return torch.cat([mean, std.clamp_min(1 / math.sqrt(flat.shape[1]))], dim=1)
+
     def __call__(self, img: Image.Image) -> Tensor:
         """PIL image → input batch ``[1, C, crop, crop]``."""
         return self.scale(self.geometry(img)).unsqueeze(0)

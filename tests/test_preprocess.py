@@ -36,6 +36,21 @@ def test_per_image_standardization_has_zero_mean_unit_std(photo):
     assert x.std(correction=0).item() == pytest.approx(1, abs=1e-4)
 
 
+@pytest.mark.parametrize(
+    "preprocess",
+    [
+        Preprocess(resize=16, crop=16),
+        Preprocess(resize=16, crop=16, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3)),
+        Preprocess(resize=16, crop=16, per_image_standardization=True),
+    ],
+)
+def test_scaling_a_batch_scales_each_image(preprocess):
+    pixels = torch.from_numpy(np.random.default_rng(1).integers(0, 256, (5, 3, 16, 16), dtype=np.uint8))
+    pixels[2] = 77  # a flat image: standardized to zeros, as alone
+    expected = torch.stack([preprocess.scale(x) for x in pixels])
+    torch.testing.assert_close(preprocess.scale_batch(pixels), expected, rtol=0, atol=1e-6)
+
+
 def test_per_image_standardization_of_a_flat_image_does_not_divide_by_zero():
     x = Preprocess(resize=8, crop=8, per_image_standardization=True)(Image.new("RGB", (8, 8), (40, 40, 40)))
     assert torch.isfinite(x).all() and x.abs().max().item() == 0

@@ -288,3 +288,37 @@ def test_predict_dataset_gives_softmax_in_order():
     with torch.no_grad():
         assert torch.allclose(probabilities, torch.softmax(module(x), dim=1))
     assert module.training
+
+
+class _BatchedOnly(TensorDataset):
+    """A dataset that assembles whole batches itself, and whose single items are refused."""
+
+    def __init__(self, *tensors: torch.Tensor) -> None:
+        super().__init__(*tensors)
+        self.batches: list[list[int]] = []
+
+    def batch(self, indices):
+        self.batches.append(list(indices))
+        return tuple(t[indices] for t in self.tensors)
+
+    def __getitem__(self, index):
+        raise AssertionError("items are read one by one")
+
+
+def test_a_dataset_that_builds_its_batches_trains_exactly_like_one_read_item_by_item():
+    data = _separable(100)
+    batched = _BatchedOnly(*data.tensors)
+    config = TrainConfig(epochs=3, batch_size=32, lr=0.1, seed=5)
+    modules = []
+    for dataset in (data, batched):
+        torch.manual_seed(0)
+        module = nn.Linear(2, 2)
+        result = fit(module, lambda epoch, d=dataset: d, config, dataset)
+        modules.append((module, result.history))
+    (plain, plain_history), (fast, fast_history) = modules
+    for a, b in zip(plain.parameters(), fast.parameters(), strict=True):
+        assert torch.equal(a, b)  # the same shuffled order, batch by batch
+    assert [r.val_loss for r in plain_history] == [r.val_loss for r in fast_history]
+    assert [len(b) for b in batched.batches[:4]] == [32, 32, 32, 4]  # training batches, then validation's
+    assert sorted(i for b in batched.batches[:4] for i in b) == list(range(100))
+    assert predict_dataset(fast, batched, batch_size=64)[0].tolist() == data.tensors[1].tolist()

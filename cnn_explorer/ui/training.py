@@ -362,6 +362,8 @@ def _monitor(run_id: str) -> None:
             f"{progress.get('batches', 0)} · {progress.get('images_per_second') or 0:,.0f} images/s · "
             f"{_duration(progress.get('seconds_left'))} left",
         )
+    elif run.status == "running" and progress.get("phase"):
+        st.progress(_phase_fraction(progress), text=_phase_text(progress))
     if run.status == "failed":
         st.error(f"The run failed: {run.message}")
     elif run.status == "stopped" and run.message:
@@ -371,6 +373,25 @@ def _monitor(run_id: str) -> None:
         _curves(metrics)
     elif live:
         st.caption("Curves appear after the first epoch.")
+
+
+def _phase_fraction(progress: dict) -> float:
+    done, total = (
+        progress.get("images") or progress.get("bytes"),
+        progress.get("total_images") or progress.get("total_bytes"),
+    )
+    return min(max(done / total, 0.0), 1.0) if done and total else 0.0
+
+
+def _phase_text(progress: dict) -> str:
+    """The work before the first epoch, in words: ``"reading images: 4,000 / 11,000"``."""
+    phase = progress["phase"]
+    if phase == "reading images" and progress.get("total_images"):
+        return f"Reading images: {progress['images']:,} / {progress['total_images']:,}"
+    if phase == "downloading data" and progress.get("bytes") is not None:
+        total = progress.get("total_bytes")
+        return f"Downloading data: {progress['bytes'] / 2**20:.1f}" + (f" / {total / 2**20:.1f} MB" if total else " MB")
+    return f"{phase[:1].upper()}{phase[1:]}…"
 
 
 def _duration(seconds: float | None) -> str:
