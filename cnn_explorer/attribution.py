@@ -14,6 +14,8 @@ torchvision models are handled here, once:
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 import time
 import warnings
@@ -150,10 +152,9 @@ class Explanation:
         target_name: Its name.
         layer: The layer a CAM was computed at (None for pixel methods).
         params: The parameter values used.
-        heatmap: ``[H, W]`` at the input resolution, not normalized (signed for integrated gradients and
-            occlusion, non-negative for the others).
         attribution: The method's raw result: the shape of one input ``[C, H, W]`` for pixel methods, ``[h, w]`` at
             the layer's resolution for CAMs (before upsampling and normalization).
+        input_size: ``(H, W)`` of the input.
         seconds: Wall time of the computation.
     """
 
@@ -162,9 +163,16 @@ class Explanation:
     target_name: str
     layer: str | None
     params: dict[str, int | float | str]
-    heatmap: Tensor
     attribution: Tensor
+    input_size: tuple[int, int]
     seconds: float = field(default=0.0, compare=False)
+
+    @functools.cached_property
+    def heatmap(self) -> Tensor:
+        """``[H, W]`` at the input resolution, not normalized (signed for integrated gradients and occlusion,
+        non-negative for the others): the attribution reduced over channels, or a CAM upsampled bilinearly.
+        Computed on first use (a caller that needs only the attribution, such as the trust metrics, skips it)."""
+        return _heatmaps(METHODS[self.method], self.attribution[None], self.input_size)[0]
 
 
 _BATCH = Param("batch", "Images per forward pass", 32, 1, 256, help="More is faster and uses more memory.")
@@ -483,11 +491,12 @@ def explain_batch(
 
     x = x.detach().to(torch.float32)
     started = time.perf_counter()
-    with (
-        model.lock,
-        _prepared(model.module),
-        _counting(model.module, _expected_rows(spec, values, model, x, layer), progress, should_stop),
-    ):
+    counting = (
+        _counting(model.module, _expected_rows(spec, values, model, x, layer), progress, should_stop)
+        if progress is not None or should_stop is not None
+        else contextlib.nullcontext()  # a hook on the root slows every forward pass a little: only when asked
+    )
+    with model.lock, _prepared(model.module), counting:
         if targets is None:
             with torch.no_grad():
                 chosen = model.module(x).argmax(dim=1).tolist()
@@ -496,7 +505,7 @@ def explain_batch(
         with torch.enable_grad():  # also under a caller's no_grad (captum's sensitivity_max): CAMs backpropagate
             attributions = _COMPUTE[method](model.module, x, chosen, layer, values, seed)
     seconds = time.perf_counter() - started
-    heatmaps = _heatmaps(spec, attributions, tuple(x.shape[-2:]))
+    size = (int(x.shape[-2]), int(x.shape[-1]))
     return [
         Explanation(
             method=method,
@@ -504,11 +513,11 @@ def explain_batch(
             target_name=model.class_names[t],
             layer=layer,
             params=dict(values),
-            heatmap=heatmap,
             attribution=attribution,
+            input_size=size,
             seconds=seconds,
         )
-        for t, heatmap, attribution in zip(chosen, heatmaps, attributions, strict=True)
+        for t, attribution in zip(chosen, attributions, strict=True)
     ]
 
 
@@ -526,19 +535,34 @@ def _heatmaps(spec: MethodSpec, attributions: Tensor, size: tuple[int, int]) -> 
 def _prepared(module: nn.Module) -> Iterator[None]:
     """Eval mode and out-of-place ReLUs for the duration; modes restored after. Captum's warnings about reused
     ReLU modules and hooks are expected on torchvision models and handled, so they are silenced here."""
-    modes = [(m, m.training) for m in module.modules()]
+    modules, inplace_capable = _structure(module)
+    modes = [(m, m.training) for m in modules]
     try:
         # A loaded model is in eval mode already; setting a flag goes through Module.__setattr__, slow enough to
         # be a tenth of a cheap explanation on a small model, so only flags that change are set (here and below).
         if any(training for _, training in modes):
             module.eval()
-        with inplace_disabled(module), warnings.catch_warnings():
+        with inplace_disabled(module, inplace_capable), warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             yield
     finally:
         for m, training in modes:
             if m.training != training:
                 m.training = training
+
+
+_STRUCTURE: weakref.WeakKeyDictionary[nn.Module, tuple[tuple[nn.Module, ...], tuple[nn.Module, ...]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _structure(module: nn.Module) -> tuple[tuple[nn.Module, ...], tuple[nn.Module, ...]]:
+    """``module.modules()`` and those of them with an ``inplace`` flag, found once per module: a loaded model's
+    structure does not change, and walking it costs a tenth of a cheap explanation on a small model."""
+    if (found := _STRUCTURE.get(module)) is None:
+        modules = tuple(module.modules())
+        found = _STRUCTURE[module] = (modules, tuple(m for m in modules if hasattr(m, "inplace")))
+    return found
 
 
 @contextmanager
@@ -581,11 +605,16 @@ def _expected_rows(spec: MethodSpec, values: dict, model: LoadedModel, x: Tensor
     return n * 2
 
 
+def _captum_target(targets: list[int]) -> int | list[int]:
+    """captum's target or TorchCAM's class_idx: a plain index for one input (a list costs them an index tensor)."""
+    return targets[0] if len(targets) == 1 else targets
+
+
 # ── the methods ─────────────────────────────────────────────────────────────────────────────────────────────────
 
 
 def _saliency(module: nn.Module, x: Tensor, targets: list[int], layer: str | None, values: dict, seed: int) -> Tensor:
-    return Saliency(module).attribute(x, target=targets, abs=True).detach()
+    return Saliency(module).attribute(x, target=_captum_target(targets), abs=True).detach()
 
 
 def _integrated_gradients(
@@ -594,7 +623,11 @@ def _integrated_gradients(
     baseline = blurred(x) if values["baseline"] == "blurred" else torch.zeros_like(x)
     ig = IntegratedGradients(module)
     return ig.attribute(
-        x, baselines=baseline, target=targets, n_steps=values["steps"], internal_batch_size=values["batch"]
+        x,
+        baselines=baseline,
+        target=_captum_target(targets),
+        n_steps=values["steps"],
+        internal_batch_size=values["batch"],
     ).detach()
 
 
@@ -624,7 +657,7 @@ def _smoothgrad(module: nn.Module, x: Tensor, targets: list[int], layer: str | N
 def _guided_backprop(
     module: nn.Module, x: Tensor, targets: list[int], layer: str | None, values: dict, seed: int
 ) -> Tensor:
-    return GuidedBackprop(module).attribute(x, target=targets).detach()
+    return GuidedBackprop(module).attribute(x, target=_captum_target(targets)).detach()
 
 
 def _occlusion_geometry(x: Tensor, values: dict) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -643,7 +676,7 @@ def _occlusion(module: nn.Module, x: Tensor, targets: list[int], layer: str | No
             sliding_window_shapes=(channels, *window),
             strides=(channels, *stride),
             baselines=0.0,
-            target=targets,
+            target=_captum_target(targets),
             perturbations_per_eval=values["batch"],
         )
         .detach()
@@ -661,7 +694,7 @@ def _torchcam(module: nn.Module, x: Tensor, targets: list[int], layer: str, meth
             with torch.enable_grad():
                 # The input requires grad so the layer's output does even when no parameter does.
                 scores = module(x.clone().requires_grad_(True))
-        (cam,) = extractor(class_idx=targets, scores=scores, normalized=False)
+        (cam,) = extractor(class_idx=_captum_target(targets), scores=scores, normalized=False)
     return cam.detach()
 
 

@@ -3,6 +3,7 @@ infidelity and sensitivity against captum.metrics called directly, and the rando
 model untouched while telling a weight-independent map from a weight-dependent one."""
 
 import copy
+import dataclasses
 import math
 
 import numpy as np
@@ -332,13 +333,19 @@ def test_randomization_is_deterministic_for_a_seed(tinyvgg, shape_input, gradcam
     assert not torch.equal(first.steps[0].heatmap, other.steps[0].heatmap)
 
 
+def _with_heatmap(explanation, heatmap: torch.Tensor):
+    """A copy of ``explanation`` whose ``heatmap`` is ``heatmap`` (as if Explanation.heatmap had computed it)."""
+    copied = dataclasses.replace(explanation)
+    copied.__dict__["heatmap"] = heatmap
+    return copied
+
+
 def test_a_map_that_ignores_the_weights_is_flagged(tinyvgg, shape_input, gradcam, monkeypatch):
     """An "explanation" computed from the input alone (like an edge detector) survives any randomization."""
     real_explain = trust_module.explain
 
     def input_only(model, x, method, **kwargs):
-        found = real_explain(model, x, method, **kwargs)
-        return type(found)(**{**found.__dict__, "heatmap": x[0].abs().sum(dim=0)})
+        return _with_heatmap(real_explain(model, x, method, **kwargs), x[0].abs().sum(dim=0))
 
     monkeypatch.setattr(trust_module, "explain", input_only)
     edges = input_only(tinyvgg, shape_input, "gradcam")
@@ -360,8 +367,7 @@ def test_constant_maps(tinyvgg, shape_input, gradcam, monkeypatch):
     real_explain = trust_module.explain
 
     def blank(model, x, method, **kwargs):
-        found = real_explain(model, x, method, **kwargs)
-        return type(found)(**{**found.__dict__, "heatmap": torch.zeros(64, 64)})
+        return _with_heatmap(real_explain(model, x, method, **kwargs), torch.zeros(64, 64))
 
     monkeypatch.setattr(trust_module, "explain", blank)
     # The randomized map is constant: no ranking left, correlation 0.
@@ -374,7 +380,7 @@ def test_constant_maps(tinyvgg, shape_input, gradcam, monkeypatch):
 
 def test_randomization_arguments_are_checked(tinyvgg, shape_input, gradcam):
     with pytest.raises(ValueError, match="made for this input"):
-        randomization_check(tinyvgg, shape_input, type(gradcam)(**{**gradcam.__dict__, "heatmap": torch.ones(8, 8)}))
+        randomization_check(tinyvgg, shape_input, _with_heatmap(gradcam, torch.ones(8, 8)))
     with pytest.raises(ValueError, match="max_steps must be"):
         randomization_check(tinyvgg, shape_input, gradcam, max_steps=0)
     with pytest.raises(ValueError, match="takes one input"):
