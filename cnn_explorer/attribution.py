@@ -115,6 +115,10 @@ class MethodSpec:
             ``"sum"`` over channels (signed; integrated gradients' completeness holds for the sum), ``"mean"`` over
             channels, or ``"upsample"`` (a CAM, bilinearly to the input size).
         slow: True when one explanation takes many forward passes (the page shows progress and a cancel button).
+        hooks: True when the method hooks modules (captum's guided backprop on every ReLU, TorchCAM on a conv's
+            output): in-place ReLUs are switched off meanwhile, as one would overwrite a captured activation or
+            break a backward hook. The other methods take gradients of the input or only run the model, which
+            in-place ReLUs do not disturb, so they run the model as loaded (in-place ReLUs save a ResNet time).
     """
 
     key: str
@@ -128,6 +132,7 @@ class MethodSpec:
     uses_layer: bool = False
     reduction: str = "max_abs"
     slow: bool = False
+    hooks: bool = False
 
     def defaults(self) -> dict[str, int | float | str]:
         """Every parameter at its default."""
@@ -247,6 +252,7 @@ METHODS: dict[str, MethodSpec] = {
             "without ReLUs (LeNet-5 uses tanh) it equals the plain gradient.",
             implementation="captum.attr.GuidedBackprop",
             family="gradient",
+            hooks=True,
         ),
         MethodSpec(
             key="occlusion",
@@ -276,6 +282,7 @@ METHODS: dict[str, MethodSpec] = {
             family="cam",
             uses_layer=True,
             reduction="upsample",
+            hooks=True,
         ),
         MethodSpec(
             key="guided_gradcam",
@@ -287,6 +294,7 @@ METHODS: dict[str, MethodSpec] = {
             implementation="captum.attr.GuidedBackprop × torchcam.methods.GradCAM",
             family="cam",
             uses_layer=True,
+            hooks=True,
         ),
         MethodSpec(
             key="gradcam++",
@@ -299,6 +307,7 @@ METHODS: dict[str, MethodSpec] = {
             family="cam",
             uses_layer=True,
             reduction="upsample",
+            hooks=True,
         ),
         MethodSpec(
             key="scorecam",
@@ -313,6 +322,7 @@ METHODS: dict[str, MethodSpec] = {
             uses_layer=True,
             reduction="upsample",
             slow=True,
+            hooks=True,
         ),
         MethodSpec(
             key="layercam",
@@ -325,6 +335,7 @@ METHODS: dict[str, MethodSpec] = {
             family="cam",
             uses_layer=True,
             reduction="upsample",
+            hooks=True,
         ),
     )
 }
@@ -491,19 +502,30 @@ def explain_batch(
 
     x = x.detach().to(torch.float32)
     started = time.perf_counter()
-    counting = (
-        _counting(model.module, _expected_rows(spec, values, model, x, layer), progress, should_stop)
-        if progress is not None or should_stop is not None
-        else contextlib.nullcontext()  # a hook on the root slows every forward pass a little: only when asked
-    )
-    with model.lock, _prepared(model.module), counting:
-        if targets is None:
-            with torch.no_grad():
-                chosen = model.module(x).argmax(dim=1).tolist()
-        else:
-            chosen = [resolve_target(model, t) for t in targets]
-        with torch.enable_grad():  # also under a caller's no_grad (captum's sensitivity_max): CAMs backpropagate
-            attributions = _COMPUTE[method](model.module, x, chosen, layer, values, seed)
+
+    def run(out_of_place: bool) -> tuple[list[int], Tensor]:
+        counting = (
+            _counting(model.module, _expected_rows(spec, values, model, x, layer), progress, should_stop)
+            if progress is not None or should_stop is not None
+            else contextlib.nullcontext()  # a hook on the root slows every forward pass a little: only when asked
+        )
+        with model.lock, _prepared(model.module, out_of_place=out_of_place), counting:
+            if targets is None:
+                with torch.no_grad():
+                    chosen = model.module(x).argmax(dim=1).tolist()
+            else:
+                chosen = [resolve_target(model, t) for t in targets]
+            with torch.enable_grad():  # also under a caller's no_grad (captum's sensitivity_max): CAMs backpropagate
+                return chosen, _COMPUTE[method](model.module, x, chosen, layer, values, seed)
+
+    try:
+        chosen, attributions = run(out_of_place=spec.hooks)
+    except RuntimeError as err:
+        # torchvision's in-place ReLUs are safe for gradients (they train that way); a model that applies one twice
+        # to the same tensor is not: autograd refuses, and the method runs again with the flags off.
+        if spec.hooks or "modified by an inplace operation" not in str(err):
+            raise
+        chosen, attributions = run(out_of_place=True)
     seconds = time.perf_counter() - started
     size = (int(x.shape[-2]), int(x.shape[-1]))
     return [
@@ -532,9 +554,9 @@ def _heatmaps(spec: MethodSpec, attributions: Tensor, size: tuple[int, int]) -> 
 
 
 @contextmanager
-def _prepared(module: nn.Module) -> Iterator[None]:
-    """Eval mode and out-of-place ReLUs for the duration; modes restored after. Captum's warnings about reused
-    ReLU modules and hooks are expected on torchvision models and handled, so they are silenced here."""
+def _prepared(module: nn.Module, out_of_place: bool = True) -> Iterator[None]:
+    """Eval mode and (``out_of_place``) out-of-place ReLUs for the duration; modes restored after. Captum's warnings
+    about reused ReLU modules and hooks are expected on torchvision models and handled, so they are silenced here."""
     modules, inplace_capable = _structure(module)
     modes = [(m, m.training) for m in modules]
     try:
@@ -542,7 +564,7 @@ def _prepared(module: nn.Module) -> Iterator[None]:
         # be a tenth of a cheap explanation on a small model, so only flags that change are set (here and below).
         if any(training for _, training in modes):
             module.eval()
-        with inplace_disabled(module, inplace_capable), warnings.catch_warnings():
+        with inplace_disabled(module, inplace_capable if out_of_place else ()), warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             yield
     finally:

@@ -118,6 +118,23 @@ def test_gradcam_sees_the_activation_before_an_inplace_relu(trap):
     assert all(m.inplace for m in trap.module.modules() if isinstance(m, nn.ReLU))
 
 
+@pytest.mark.parametrize("method", list(METHODS))
+def test_every_method_gives_on_inplace_relus_the_map_of_an_inplace_free_copy(trap, method):
+    """Methods that hook modules switch in-place ReLUs off; the others leave them on, which must not change a map."""
+    x = torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    inplace_free = _Trap().eval()
+    for m in inplace_free.modules():
+        if isinstance(m, nn.ReLU):
+            m.inplace = False
+    reference = LoadedModel(**{**trap.__dict__, "module": inplace_free})
+    layer = "features.conv2" if METHODS[method].uses_layer else None
+    params = {"samples": 4} if method == "smoothgrad" else {}
+    ours = explain(trap, x, method, target=1, layer=layer, **params)
+    expected = explain(reference, x, method, target=1, layer=layer, **params)
+    torch.testing.assert_close(ours.attribution, expected.attribution, rtol=1e-5, atol=1e-6)
+    assert all(m.inplace for m in trap.module.modules() if isinstance(m, nn.ReLU))
+
+
 def test_gradcam_steps_match_the_method_and_each_other(tinyvgg, shape_input):
     steps = gradcam_steps(tinyvgg, shape_input, target="star", layer="conv_1_2")
     result = explain(tinyvgg, shape_input, "gradcam", target="star", layer="conv_1_2")
