@@ -52,6 +52,7 @@ from cnn_explorer.zoo import LoadedModel, load_model
 
 OVERHEAD_GOAL = 0.10
 SPEED_UP_GOAL = 1.5
+MIN_ROUNDS = 5  # a median of three let one slow outlier among two calls of a second each show as +48 %
 # CPU time of this process leaves out the time other processes take the cores away: steadier on a busy machine, and
 # with one torch thread close to the wall time on an idle one.
 CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
@@ -211,8 +212,8 @@ def alternating_medians(
     calls: list[Callable[[], Any]], rounds: int, budget_s: float, warm_up: bool, clock: Callable[[], float]
 ) -> tuple[list[float], list[Any]]:
     """Median seconds of each call, the calls timed in turn (the order rotated every round, so drift and background
-    load fall on all alike), after one untimed warm-up each if asked; at least 3 rounds, then up to ``rounds`` while
-    the time spent stays within ``budget_s``. Also returns each call's last result."""
+    load fall on all alike), after one untimed warm-up each if asked; at least ``MIN_ROUNDS`` rounds, then up to
+    ``rounds`` while the time spent stays within ``budget_s``. Also returns each call's last result."""
     if warm_up:
         for call in calls:
             call()
@@ -224,7 +225,7 @@ def alternating_medians(
             start = clock()
             results[which] = calls[which]()
             times[which].append(clock() - start)
-        if i >= 2 and sum(map(sum, times)) > budget_s:
+        if i + 1 >= min(MIN_ROUNDS, rounds) and sum(map(sum, times)) > budget_s:
             break
     return [statistics.median(t) for t in times], results
 
@@ -362,7 +363,7 @@ def _record(rows: list[Row], speed_ups: list[SpeedUp], conditions: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--rounds", type=int, default=200, help="most timed rounds per method (at least 3, then while under 2 s)"
+        "--rounds", type=int, default=200, help="most timed rounds per method (at least 5, then while under 2 s)"
     )
     parser.add_argument("--full", action="store_true", help="every method at its defaults on both models")
     parser.add_argument("--models", nargs="+", default=list(MODERATE), choices=list(MODERATE))

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, PercentFormatter
 from PIL import Image, ImageDraw
 from torch import Tensor
 
@@ -152,7 +152,10 @@ def top_k_figure(prediction: Prediction, k: int = 5) -> Figure:
     colours = ["#cbd5e1"] * (len(top) - 1) + ["#2563eb"]
     bars = ax.barh(names, values, color=colours)
     ax.bar_label(bars, labels=[f"{v:.1%}" for v in values], padding=3, fontsize=12)
-    ax.set_xlim(0, 1.2)
+    ax.set_xlim(0, 1.2)  # room for the labels; the axis itself stops at 100 %
+    ax.set_xticks([0, 0.25, 0.5, 0.75, 1.0])
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.spines["bottom"].set_bounds(0, 1)
     ax.set_xlabel("probability (softmax)", fontsize=11)
     ax.tick_params(axis="y", labelsize=12)
     ax.spines[["top", "right"]].set_visible(False)

@@ -18,7 +18,7 @@ with given:
     st.image(render.for_display(image), width="stretch")
     st.caption(f"{image.width}×{image.height} pixels")
 with seen:
-    st.markdown("#### As the network sees it")
+    st.markdown("#### What the model sees")
     st.image(render.for_display(render.uint8_image(model.preprocess.geometry(image))), width="stretch")
     st.caption(f"input tensor `{list(x.shape)}` = [batch, channels, height, width]")
 with ranked:

@@ -274,10 +274,12 @@ def _trust_results(reports: dict[str, TrustReport], class_name: str) -> None:
                 "sanity check": "⚠ barely changes" if check.flagged else "✓ changes",
                 "infidelity ↓": f"{report.infidelity:.3g}",
                 "max sensitivity ↓": f"{report.sensitivity:.3g}",
-                "seconds": f"{report.seconds:.1f}",
+                "time (s)": f"{report.seconds:.1f}",
             }
         )
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    # A static table: its cells wrap to the page's width, where a data grid would hide the last columns behind a
+    # scroll bar.
+    st.table(pd.DataFrame(rows).set_index("method"))
     for report in reports.values():
         if report.randomization.flagged:
             st.warning(f"{METHODS[report.explanation.method].name}: {report.randomization.verdict}")

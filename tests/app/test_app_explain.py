@@ -130,10 +130,10 @@ def test_the_trust_panel_runs_on_demand_and_shows_the_library_figures(app: AppTe
     at = _open(app)
     model, x = _page_input(at)
     at.multiselect(key="explain_methods").set_value(["gradcam", "guided_backprop"]).run()
-    assert not at.dataframe  # nothing is computed before the click
+    assert not at.table  # nothing is computed before the click
     at.button(key="trust_run").click().run()
     _assert_clean(at)
-    table = at.dataframe[0].value
+    table = at.table[0].value.reset_index()
     assert list(table["method"]) == [METHODS["gradcam"].name, METHODS["guided_backprop"].name]
     for row, method in enumerate(["gradcam", "guided_backprop"]):
         report = trust_report(model, x, method)

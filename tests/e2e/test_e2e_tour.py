@@ -152,7 +152,7 @@ def _explain(page: Page, idle, tour, model_name: str, content: bytes, photo_clas
     run_checks.click()
     idle(page)
     expect(run_checks).to_have_count(0)
-    expect(main.get_by_test_id("stDataFrame")).to_be_visible()
+    expect(main.get_by_test_id("stTable")).to_be_visible()
     expect(main.get_by_text("Deletion AUC", exact=True)).to_be_visible()
     model = load_model(model_name)
     x = model.preprocess(load_image(content))
