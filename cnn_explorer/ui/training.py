@@ -486,7 +486,8 @@ def results_view(run_id: str) -> None:
     table, classes = st.columns([5, 2])
     frame = pd.DataFrame(matrix.numpy(), index=[f"{n} →" for n in names], columns=names)
     table.caption("Rows: the true class; columns: what the model said.")
-    table.dataframe(frame.style.background_gradient(cmap="Blues", axis=None), width="stretch")
+    # A static table: ten or more class columns fit the page (a data grid would hide the last behind a scroll bar).
+    table.table(frame.style.background_gradient(cmap="Blues", axis=None))
     per_class = pd.DataFrame({"class": names, "accuracy": [float(a) for a in results["per_class_accuracy"]]})
     classes.dataframe(
         per_class,
