@@ -1,10 +1,11 @@
 """Real-browser flows on the Playground and Fool-the-model pages: pick a photo, change the kernel (a preset, then one
-weight typed into the table) and see the output follow; attack the default image."""
+weight typed into the table) and see the output follow; what a filter wants to see; attack the default image."""
 
 import pytest
 import torch
 from playwright.sync_api import Page, expect
 
+from cnn_explorer.featurevis import channel_scores, dataset_images, default_dataset, top_images, visualizable_layers
 from cnn_explorer.images import SAMPLES, load_image, sample_bytes
 from cnn_explorer.pixels import image_pixels
 from cnn_explorer.playground import KERNELS, convolve, image_tensor
@@ -77,3 +78,22 @@ def test_fool_the_model(page: Page, idle, expected, save_screenshot) -> None:
     expect(main.get_by_test_id("stAlertContentSuccess").or_(main.get_by_test_id("stAlertContentInfo"))).to_be_visible()
     assert not page.get_by_test_id("stException").count()
     save_screenshot(page, "robustness.png")
+
+
+def test_what_a_filter_wants_to_see(page: Page, idle, expected, save_screenshot) -> None:
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Playground").click()
+    idle(page)
+    main = page.get_by_test_id("stMain")
+    main.get_by_role("radio", name="What a filter wants to see", exact=True).click()
+    idle(page)
+    model = load_model(expected.default_model())
+    layer = visualizable_layers(model)[-2]  # the last conv (the last layer is the classifier)
+    main.get_by_role("button", name=f"Visualize channel 0 of {layer}").click()
+    idle(page)
+    expect(main).to_contain_text("What excites channel 0 most")
+    expect(main).to_contain_text("after 120 steps")
+    # The favourites are a plain forward pass: the page shows the library's scores, strongest first.
+    top = top_images(channel_scores(model, layer, dataset_images(default_dataset(model), 300)), 0, 9)
+    expect(main).to_contain_text(", ".join(f"{score:.3g}" for score in top.scores))
+    assert not page.get_by_test_id("stException").count()
+    save_screenshot(page, "featurevis.png")
