@@ -27,8 +27,9 @@ def own_model_panel(current: str) -> None:
             "Kind", list(_OWN_KINDS), default="state_dict", format_func=_OWN_KINDS.get, key="own_kind"
         )
         kind = kind or "state_dict"  # clicking the chosen kind again clears it
+        form = st.session_state.setdefault("own_form", 0)  # a new number after each model added: empty uploaders
         upload = st.file_uploader(
-            "Model file", key="own_file", max_upload_size=user_models.MAX_BYTES // 2**20, help=_OWN_HELP[kind]
+            "Model file", key=f"own_file_{form}", max_upload_size=user_models.MAX_BYTES // 2**20, help=_OWN_HELP[kind]
         )
         if kind == "state_dict":
             st.selectbox(
@@ -47,7 +48,7 @@ def own_model_panel(current: str) -> None:
         st.file_uploader(
             "Class names (optional)",
             type=["txt", "json"],
-            key="own_class_file",
+            key=f"own_class_file_{form}",
             max_upload_size=1,
             help="One name per line, or a JSON list, in output order.",
         )
@@ -82,11 +83,12 @@ def _numbers(text: str, what: str) -> list[float] | None:
 
 def _add_own_model() -> None:
     state = st.session_state
-    upload, kind = state.get("own_file"), state.get("own_kind") or "state_dict"
+    form = state.get("own_form", 0)
+    upload, kind = state.get(f"own_file_{form}"), state.get("own_kind") or "state_dict"
     if upload is None:
         return
     try:
-        class_file = state.get("own_class_file")
+        class_file = state.get(f"own_class_file_{form}")
         options: dict[str, Any] = {
             "class_names": class_file.getvalue() if class_file is not None else None,
             "standardize": bool(state.get("own_standardize")),
@@ -108,6 +110,10 @@ def _add_own_model() -> None:
         return
     state["model_name"] = name  # the picker shows it at once
     state["own_message"] = ("success", f"Added as **{name}**. Its model card is on the Predict page.")
+    # The form starts empty for the next model: new uploaders (a file widget cannot be emptied), no name or numbers.
+    state["own_form"] = form + 1
+    for key in ("own_name", "own_mean", "own_std"):
+        state[key] = ""
 
 
 def _remove_own_model(name: str) -> None:

@@ -41,7 +41,7 @@ def _torchscript_file() -> bytes:
 
 def _add(at: AppTest, kind: str, content: bytes, file_name: str, *, class_names: bytes | None = None) -> AppTest:
     at.sidebar.segmented_control(key="own_kind").set_value(kind).run()
-    at.sidebar.file_uploader(key="own_file").upload(file_name, content).run()
+    at.sidebar.file_uploader(key="own_file_0").upload(file_name, content).run()
     if kind == "state_dict":
         at.sidebar.selectbox(key="own_architecture").select("TinyVGG")
         at.sidebar.number_input(key="own_classes").set_value(10)
@@ -49,7 +49,7 @@ def _add(at: AppTest, kind: str, content: bytes, file_name: str, *, class_names:
         at.sidebar.selectbox(key="own_channels").select(3)
         at.sidebar.number_input(key="own_side").set_value(64)
     if class_names is not None:
-        at.sidebar.file_uploader(key="own_class_file").upload("classes.txt", class_names, "text/plain")
+        at.sidebar.file_uploader(key="own_class_file_0").upload("classes.txt", class_names, "text/plain")
     at.sidebar.checkbox(key="own_standardize").check()  # the shipped model's normalization
     at.sidebar.text_input(key="own_name").input("Shapes again")
     at.sidebar.button(key="own_add").click().run()
@@ -75,9 +75,24 @@ def test_a_state_dict_uploaded_in_the_sidebar_is_selected_and_predicts(app: AppT
     assert "your TinyVGG (state_dict)" in _texts(at)
 
 
+def test_after_an_add_the_form_is_empty_for_the_next_model(app: AppTest) -> None:
+    at = _add(app, "state_dict", _state_dict_file(), "shapes.pt", class_names="\n".join(CLASSES).encode())
+    assert at.sidebar.selectbox(key="model_name").value == "my-shapes-again"
+    assert at.sidebar.file_uploader(key="own_file_1").value is None
+    assert at.sidebar.file_uploader(key="own_class_file_1").value is None
+    assert at.sidebar.text_input(key="own_name").value == ""
+    assert not [u for u in at.sidebar.file_uploader if u.key in ("own_file_0", "own_class_file_0")]
+    assert at.sidebar.button(key="own_add").disabled  # nothing to add until a new file is chosen
+    at.sidebar.file_uploader(key="own_file_1").upload("again.pt", _state_dict_file()).run()
+    at.sidebar.checkbox(key="own_standardize").check()
+    at.sidebar.button(key="own_add").click().run()
+    _assert_clean(at)
+    assert at.sidebar.selectbox(key="model_name").value == "my-again"
+
+
 def test_a_bad_file_gets_a_message_and_no_model(app: AppTest) -> None:
     at = app
-    at.sidebar.file_uploader(key="own_file").upload("photo.pt", b"\x89PNG not a model at all").run()
+    at.sidebar.file_uploader(key="own_file_0").upload("photo.pt", b"\x89PNG not a model at all").run()
     at.sidebar.button(key="own_add").click().run()
     assert not at.exception
     assert any("not a PyTorch file" in str(e.value) for e in at.sidebar.error)
@@ -87,7 +102,7 @@ def test_a_bad_file_gets_a_message_and_no_model(app: AppTest) -> None:
 
 def test_mismatched_weights_list_the_keys(app: AppTest) -> None:
     at = app
-    at.sidebar.file_uploader(key="own_file").upload("shapes.pt", _state_dict_file()).run()
+    at.sidebar.file_uploader(key="own_file_0").upload("shapes.pt", _state_dict_file()).run()
     at.sidebar.selectbox(key="own_architecture").select("LeNet5")
     at.sidebar.button(key="own_add").click().run()
     assert not at.exception
