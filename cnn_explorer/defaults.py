@@ -27,7 +27,7 @@ from cnn_explorer.runspec import RunSpec, preset
 from cnn_explorer.training import evaluate
 from cnn_explorer.zoo import ASSETS_MODELS
 
-__all__ = ["DEFAULTS", "Default", "ShipError", "heldout_dataset", "ship", "spec"]
+__all__ = ["DEFAULTS", "Default", "ShipError", "copy_by_position", "heldout_dataset", "ship"]
 
 _SHAPES_HELDOUT = 2000
 _SHAPES_HELDOUT_SEED = 1  # training draws from seed 1000 on (data._SHAPES_TRAIN_SEED_OFFSET): never these
@@ -80,11 +80,6 @@ COMMAND = "python -m cnn_explorer train --preset {name} --epochs {epochs} --ship
 
 class ShipError(ValueError):
     """A run that cannot be shipped as a default model; the message says why."""
-
-
-def spec(name: str) -> RunSpec:
-    """The run that trains the default model ``name``: its preset with the default's epochs."""
-    return preset(name, epochs=DEFAULTS[name].epochs)
 
 
 def heldout_dataset(name: str, preprocess: Preprocess) -> Dataset:

@@ -91,8 +91,7 @@ def test_ship_on_a_preset_that_is_no_default_is_refused_before_training(home, ca
 
 def test_the_presets_stacks_are_the_default_architectures_layer_for_layer():
     for name, default in defaults.DEFAULTS.items():
-        spec = defaults.spec(name)
-        assert spec.settings.epochs == default.epochs
+        spec = preset(name)
         stack = runner.build_module(
             spec.model,
             {
