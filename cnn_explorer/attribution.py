@@ -15,6 +15,7 @@ torchvision models are handled here, once:
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import math
 import time
@@ -29,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from captum.attr import GuidedBackprop, IntegratedGradients, NoiseTunnel, Occlusion, Saliency
 from torch import Tensor, nn
+from torch.fx.experimental.optimization import fuse
 from torchcam.methods import GradCAM, GradCAMpp, LayerCAM, ScoreCAM
 
 from cnn_explorer.layers import inplace_disabled
@@ -119,6 +121,9 @@ class MethodSpec:
             output): in-place ReLUs are switched off meanwhile, as one would overwrite a captured activation or
             break a backward hook. The other methods take gradients of the input or only run the model, which
             in-place ReLUs do not disturb, so they run the model as loaded (in-place ReLUs save a ResNet time).
+        forward_only: True when the method only runs the model forward, many times, and never looks inside it
+            (occlusion): it runs on an inference copy of the model (see :func:`_inference_copy`), the same
+            function computed about 1.5× faster on a ResNet.
     """
 
     key: str
@@ -133,6 +138,7 @@ class MethodSpec:
     reduction: str = "max_abs"
     slow: bool = False
     hooks: bool = False
+    forward_only: bool = False
 
     def defaults(self) -> dict[str, int | float | str]:
         """Every parameter at its default."""
@@ -270,6 +276,7 @@ METHODS: dict[str, MethodSpec] = {
             ),
             reduction="mean",
             slow=True,
+            forward_only=True,
         ),
         MethodSpec(
             key="gradcam",
@@ -504,19 +511,21 @@ def explain_batch(
     started = time.perf_counter()
 
     def run(out_of_place: bool) -> tuple[list[int], Tensor]:
-        counting = (
-            _counting(model.module, _expected_rows(spec, values, model, x, layer), progress, should_stop)
-            if progress is not None or should_stop is not None
-            else contextlib.nullcontext()  # a hook on the root slows every forward pass a little: only when asked
-        )
-        with model.lock, _prepared(model.module, out_of_place, quiet=method not in _TORCHCAM), counting:
+        with model.lock, _prepared(model.module, out_of_place, quiet=method not in _TORCHCAM):
             if targets is None:
                 with torch.no_grad():
                     chosen = model.module(x).argmax(dim=1).tolist()
             else:
                 chosen = [resolve_target(model, t) for t in targets]
-            with torch.enable_grad():  # also under a caller's no_grad (captum's sensitivity_max): CAMs backpropagate
-                return chosen, _COMPUTE[method](model.module, x, chosen, layer, values, seed)
+            module = _inference_copy(model.module) if spec.forward_only else model.module
+            counting = (
+                _counting(module, _expected_rows(spec, values, model, x, layer), progress, should_stop)
+                if progress is not None or should_stop is not None
+                else contextlib.nullcontext()  # a hook on the root slows every forward pass a little: only when asked
+            )
+            # also under a caller's no_grad (captum's sensitivity_max): CAMs backpropagate
+            with counting, torch.enable_grad():
+                return chosen, _COMPUTE[method](module, x, chosen, layer, values, seed)
 
     try:
         chosen, attributions = run(out_of_place=spec.hooks)
@@ -580,6 +589,25 @@ def _prepared(module: nn.Module, out_of_place: bool = True, quiet: bool = True) 
                 m.training = training
 
 
+def _inference_copy(module: nn.Module) -> nn.Module:
+    """The same function as ``module`` (in eval mode), faster to run forward many times: a copy with each
+    BatchNorm folded into the conv before it (torch.fx's ``fuse``) and the conv weights channels-last, the layout
+    oneDNN convolves fastest on a CPU. The outputs differ from the module's by float rounding only (about 1e-6 of
+    the logits). Occlusion's windows on a ResNet-18 run about 1.5× faster; the copy costs 60 ms to make.
+
+    A model fx cannot trace (data-dependent control flow, a TorchScript archive) keeps its BatchNorms, and one
+    that cannot even be copied runs as it is: the shared module itself is never changed.
+    """
+    try:
+        fast = fuse(module)
+    except Exception:  # symbolic tracing fails with one of several errors on code it cannot follow
+        try:
+            fast = copy.deepcopy(module)
+        except Exception:  # e.g. a module holding an open resource
+            return module
+    return fast.requires_grad_(False).to(memory_format=torch.channels_last)
+
+
 _STRUCTURE: weakref.WeakKeyDictionary[nn.Module, tuple[tuple[nn.Module, ...], tuple[nn.Module, ...]]] = (
     weakref.WeakKeyDictionary()
 )
@@ -622,16 +650,16 @@ def _expected_rows(spec: MethodSpec, values: dict, model: LoadedModel, x: Tensor
     """Forward rows the method will run, for the progress fraction."""
     n = x.shape[0]
     if spec.key == "integrated_gradients":
-        return n * (1 + values["steps"])
+        return n * values["steps"]
     if spec.key == "smoothgrad":
-        return n * (1 + values["samples"])
-    if spec.key == "occlusion":
+        return n * values["samples"]
+    if spec.key == "occlusion":  # captum's pass on the unoccluded input, then one per window
         window, stride = _occlusion_geometry(x, values)
         windows = math.prod((side - w) // s + 1 for side, w, s in zip(x.shape[-2:], window, stride, strict=True))
-        return n * (2 + windows)
-    if spec.key == "scorecam":
-        return n * (2 + model.module.get_submodule(layer).out_channels)
-    return n * 2
+        return n * (1 + windows)
+    if spec.key == "scorecam":  # TorchCAM's pass that records the layer, one per channel, then the scores
+        return n * (1 + model.module.get_submodule(layer).out_channels)
+    return n
 
 
 def _captum_target(targets: list[int]) -> int | list[int]:

@@ -15,6 +15,7 @@ from torchcam.methods import GradCAM, GradCAMpp, LayerCAM, ScoreCAM
 from cnn_explorer import METHODS, explain, load_model
 from cnn_explorer.attribution import (
     Cancelled,
+    _inference_copy,
     cam_layers,
     default_cam_layer,
     explain_batch,
@@ -267,6 +268,70 @@ def test_every_method_on_every_model(zoo_models, name, method):
         assert first.attribution.shape == x.shape[1:]
     assert first.target == int(model.module(x).argmax())
     assert torch.equal(first.attribution, second.attribution)  # deterministic
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_the_inference_copy_computes_the_models_function(zoo_models, name):
+    model = zoo_models[name]
+    x = _input_for(model)
+    before = snapshot(model.module)
+    copied = _inference_copy(model.module)
+    with torch.no_grad():
+        expected, got = model.module(x), copied(x)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5 * float(expected.abs().max()))
+    assert_unchanged(before, snapshot(model.module))
+    assert all(p.is_contiguous() for p in model.module.parameters())  # the shared weights keep their layout
+    if name == "resnet18":  # every BatchNorm folded into its conv
+        assert not any(isinstance(m, nn.BatchNorm2d) for m in copied.modules())
+        assert any(isinstance(m, nn.BatchNorm2d) for m in model.module.modules())
+
+
+class _Branching(nn.Module):
+    """Control flow that depends on the data: torch.fx cannot trace it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(5)
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.bn = nn.BatchNorm2d(4)
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.bn(self.conv(x))
+        if y.mean() > 0:
+            y = y.relu()
+        return self.head(y.mean(dim=(2, 3)))
+
+
+def test_a_model_fx_cannot_trace_is_occluded_on_a_plain_copy():
+    module = _Branching().eval()
+    x = torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    copied = _inference_copy(module)
+    assert any(isinstance(m, nn.BatchNorm2d) for m in copied.modules())  # not fused, still a copy
+    assert copied is not module and all(p.is_contiguous() for p in module.parameters())
+    with torch.no_grad():
+        torch.testing.assert_close(copied(x), module(x))
+    model = LoadedModel(
+        name="branching",
+        module=module,
+        input_size=(3, 16, 16),
+        class_names=("a", "b"),
+        preprocess=Preprocess(resize=16, crop=16),
+        summary="",
+        card="",
+    )
+    result = explain(model, x, "occlusion", target=1, window=0.25, stride=0.5)
+    direct = Occlusion(module).attribute(x, sliding_window_shapes=(3, 4, 4), strides=(3, 2, 2), target=1)
+    torch.testing.assert_close(result.attribution, direct[0], rtol=1e-4, atol=1e-6)
+
+
+def test_occlusion_on_resnet_equals_captum_on_the_model_itself(zoo_models):
+    model = zoo_models["resnet18"]
+    x = _input_for(model)
+    result = explain(model, x, "occlusion", target=7, window=0.25, stride=1.0)  # 16 windows of 56×56
+    direct = Occlusion(model.module).attribute(x, sliding_window_shapes=(3, 56, 56), strides=(3, 56, 56), target=7)
+    torch.testing.assert_close(result.attribution, direct[0], rtol=1e-4, atol=1e-5 * float(direct.abs().max()))
+    assert result.attribution.abs().max() > 0
 
 
 def test_default_cam_layer_keeps_a_spatial_layout(zoo_models):
