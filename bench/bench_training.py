@@ -91,8 +91,8 @@ def time_to_accuracy(name: str, target: float) -> tuple[float | None, list[Epoch
     settings = spec.settings
     started = time.perf_counter()
     prepared = data.prepare(spec.data, settings.seed, settings.augmentation)
-    for images in (prepared.train, prepared.val):  # as runner.execute reads them: at once, in every core's process
-        images.load_all(processes=os.cpu_count() or 1)
+    # as runner.execute reads them: at once, in every core's process
+    data.load_all([prepared.train, prepared.val], processes=os.cpu_count() or 1)
     print(f"  images read {time.perf_counter() - started:6.1f} s", flush=True)
     torch.manual_seed(settings.seed)
     module = architectures.build_model(

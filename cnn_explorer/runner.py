@@ -233,8 +233,7 @@ class _Session:
         )
         # Drawn or decoded once, in every core's process: a fixed set of 11,000 shapes reads in half the time
         # (2 cores), and the first epoch no longer waits on them batch by batch.
-        for images in (prepared.train, prepared.val):
-            images.load_all(processes=os.cpu_count() or 1, progress=self._on_load)
+        data.load_all([prepared.train, prepared.val], processes=os.cpu_count() or 1, progress=self._on_load)
         self.stop.check()
         self._progress({"phase": "building the model"})
         build = {

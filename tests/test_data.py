@@ -656,6 +656,21 @@ def test_loading_all_images_at_once_fills_the_cache_as_reading_them_would(proces
     assert fresh.cache is None
 
 
+def test_a_runs_training_and_validation_images_are_read_in_one_pool() -> None:
+    spec = DataSpec("shapes", size=16, count=2400, val_split=0.25, fresh=False)
+    prepared, lazy = prepare(spec, 0), prepare(spec, 0)
+    assert len(prepared.val) < data._LOAD_IN_PROCESSES_FROM  # too few to start processes for on its own
+    reports = []
+    data.load_all([prepared.train, prepared.val], 2, progress=lambda done, total: reports.append((done, total)))
+    total = len(prepared.train) + len(prepared.val)
+    assert reports[-1] == (total, total) and len({t for _, t in reports}) == 1
+    for loaded, reference in ((prepared.train, lazy.train), (prepared.val, lazy.val)):
+        assert loaded.cache.filled.all()
+        for i in (0, 7, len(loaded) - 1):
+            assert torch.equal(loaded.cache.pixels[i], reference.pixels(i))
+            assert torch.equal(loaded.cache.statistics[i], reference.cache.statistics[i])
+
+
 def test_loading_in_processes_reports_a_damaged_file_and_can_be_stopped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -140,6 +140,9 @@ def test_a_small_cnn_learns_in_either_precision_and_channels_last(precision):
     assert history[-1].train_loss < history[0].train_loss * 0.5
     assert history[-1].val_accuracy >= 0.9
     assert all(p.dtype == torch.float32 for p in module.parameters())  # autocast never changes the weights
+    # Validation ran channels-last too: the same float32 function, so the default layout gives its numbers.
+    loss, accuracy = evaluate(module, data)
+    assert history[-1].val_accuracy == accuracy and history[-1].val_loss == pytest.approx(loss, rel=1e-5)
 
 
 def test_native_bfloat16_is_a_plain_answer():
