@@ -98,10 +98,13 @@ class _StopRequested(BaseException):
 
 
 class _StopCheck:
-    """``should_stop`` for the loop: the run's stop flag (looked at every ``STOP_POLL_S``) or the caller's own."""
+    """``should_stop`` for the loop: the run's stop flag (looked at every ``STOP_POLL_S``) or the caller's own;
+    ``on_poll`` runs at each look."""
 
-    def __init__(self, run_id: str, extra: Callable[[], bool] | None) -> None:
-        self.run_id, self.extra = run_id, extra
+    def __init__(
+        self, run_id: str, extra: Callable[[], bool] | None, on_poll: Callable[[], None] | None = None
+    ) -> None:
+        self.run_id, self.extra, self.on_poll = run_id, extra, on_poll
         self.next_look, self.requested = 0.0, False
 
     def __call__(self) -> bool:
@@ -110,6 +113,8 @@ class _StopCheck:
         now = time.monotonic()
         if now >= self.next_look:
             self.next_look = now + STOP_POLL_S
+            if self.on_poll is not None:
+                self.on_poll()
             self.requested = runs.stop_requested(self.run_id) is not None or bool(self.extra and self.extra())
         return self.requested
 
@@ -119,13 +124,21 @@ class _StopCheck:
             raise _StopRequested
 
 
-def execute(run_id: str | int, *, log: LogFn | None = None, should_stop: Callable[[], bool] | None = None) -> Outcome:
+def execute(
+    run_id: str | int,
+    *,
+    log: LogFn | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    on_poll: Callable[[], None] | None = None,
+) -> Outcome:
     """Train a claimed ("running") run to its end, writing metrics, progress, checkpoints, time-lapse and results.
 
     Args:
         run_id: The run; its status must be "running".
         log: Receives progress lines (the worker's go to ``worker.log``, the command line's to the terminal).
         should_stop: Polled with the run's stop flag; True stops the run (the command line's Ctrl-C).
+        on_poll: Called whenever the stop flag is looked at (every ``STOP_POLL_S`` while training): the worker
+            adjusts its torch threads there (:class:`~cnn_explorer.jobs.CoreShare`).
 
     Returns:
         The outcome, also recorded in the store (status, message, best validation accuracy).
@@ -138,7 +151,7 @@ def execute(run_id: str | int, *, log: LogFn | None = None, should_stop: Callabl
         raise runs.RunError(f"Run {run.id} is {run.status}, not running: claim it before executing it.")
     log = log or (lambda message: None)
     started = time.perf_counter()
-    stop = _StopCheck(run.id, should_stop)
+    stop = _StopCheck(run.id, should_stop, on_poll)
     session = _Session(run.id, run.spec, log, stop)
     try:
         status, message = session.run()

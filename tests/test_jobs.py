@@ -283,3 +283,79 @@ def test_a_diverging_run_fails_with_advice(home):
     assert "Lower the learning rate" in run.message and "epoch 1, step" in run.message
     assert not run.has_checkpoint and f"run-{run.id}" not in zoo.available_models()
     assert runs.read_progress(run.id)["phase"] == "failed"
+
+
+# ── the worker's share of the cores ─────────────────────────────────────────────────────────────────────────────
+
+
+class _Machine:
+    """A fake clock and CPU-time counters: ``spend(seconds, own=…, others=…)`` advances them."""
+
+    def __init__(self) -> None:
+        self.now = self.machine = self.own = 0.0
+        self.readable = True
+        self.threads: list[int] = []
+
+    def spend(self, seconds: float, own: float, others: float) -> None:
+        self.now += seconds
+        self.own += own * seconds
+        self.machine += (own + others) * seconds
+
+    def share(self, cores: int) -> jobs.CoreShare:
+        return jobs.CoreShare(
+            cores,
+            machine_cpu_seconds=lambda: self.machine if self.readable else None,
+            clock=lambda: self.now,
+            own_cpu_seconds=lambda: self.own,
+            set_threads=self.threads.append,
+        )
+
+
+def test_the_worker_takes_every_core_while_the_machine_is_quiet_and_yields_one_when_it_is_not():
+    machine = _Machine()
+    share = machine.share(cores=2)
+    assert machine.threads == [1]  # one core free until the machine has been seen quiet
+    for _ in range(3):  # 1.5 s of quiet: not yet
+        machine.spend(0.5, own=1.0, others=0.05)
+        share.adjust()
+    assert share.threads == 1
+    machine.spend(0.5, own=1.0, others=0.05)
+    share.adjust()
+    assert share.threads == 2 and machine.threads == [1, 2]
+    machine.spend(0.5, own=1.6, others=0.4)  # the app reruns a page
+    share.adjust()
+    assert share.threads == 1 and machine.threads == [1, 2, 1]
+    machine.spend(0.2, own=1.0, others=0.0)
+    share.adjust()  # looked at most every 0.5 s
+    machine.spend(0.5, own=1.0, others=0.0)
+    share.adjust()
+    assert share.threads == 1  # quiet again, but not for 2 s yet
+    for _ in range(4):
+        machine.spend(0.5, own=1.0, others=0.0)
+        share.adjust()
+    assert share.threads == 2 and machine.threads == [1, 2, 1, 2]
+
+
+def test_without_the_machines_cpu_time_or_a_second_core_the_worker_keeps_its_start():
+    machine = _Machine()
+    machine.readable = False
+    blind = machine.share(cores=4)
+    single = _Machine()
+    alone = single.share(cores=1)
+    for _ in range(10):
+        machine.spend(0.5, own=3.0, others=0.0)
+        single.spend(0.5, own=1.0, others=0.0)
+        blind.adjust()
+        alone.adjust()
+    assert (blind.threads, machine.threads) == (3, [3])
+    assert (alone.threads, single.threads) == (1, [1])
+
+
+@pytest.mark.skipif(not Path("/proc/stat").exists(), reason="the machine's CPU time is read from Linux's /proc/stat")
+def test_the_machines_cpu_time_counts_this_process():
+    before, own_before = jobs._machine_cpu_seconds(), time.process_time()
+    deadline = time.process_time() + 0.3
+    while time.process_time() < deadline:
+        pass
+    spent = time.process_time() - own_before
+    assert jobs._machine_cpu_seconds() - before >= spent - 0.05  # ticks are 10 ms
