@@ -200,7 +200,9 @@ def _write(
     )
     augmentation = [k for k, v in asdict(settings.augmentation).items() if v]
     training = (
-        f"{settings.optimizer}, peak learning rate {settings.lr} ("
+        f"{settings.optimizer}"
+        + (f" with weight decay {settings.weight_decay:g}" if settings.weight_decay else "")
+        + f", peak learning rate {settings.lr} ("
         + (f"warm-up over {settings.warmup:.0%} of the steps, then " if settings.warmup else "")
         + f"cosine decay), batch {settings.batch_size}, {settings.epochs} epochs, {settings.precision}, "
         f"augmentation: {', '.join(augmentation) or 'none'}, seed {settings.seed}; last epoch kept"

@@ -6,6 +6,10 @@ never touches the app. The run store decides who runs: :func:`kick` atomically c
 while none is running (``runs.claim_next``), and every worker kicks the queue when its run ends, so queued runs
 start even with no page open. The app only reads the store; :func:`poll` repairs what a dead process left behind.
 
+Cores: the worker runs at a lower priority than the app and trains on every core while nothing else runs, one fewer
+while the app works (:class:`CoreShare`), so a page rerun never waits on training and training never waits long on
+a page.
+
 Stopping: :func:`stop` drops a flag file that the worker looks at every batch (at most every 0.1 s), which ends the
 run as "stopped" within a second or two, checkpoints kept; a worker that does not end within ``STOP_GRACE_S`` is
 terminated.

@@ -224,10 +224,16 @@ def test_gradcam_plus_plus_weights_follow_the_paper(tinyvgg, shape_input):
     result = explain(tinyvgg, shape_input, "gradcam++", target=1, layer="conv_2_2")
     # float32 rounding of a sum of ten channels that cancel: a millionth of the map's range, well under any bug's size
     torch.testing.assert_close(result.attribution.double(), expected, rtol=1e-4, atol=1e-5 * float(expected.max()))
-    # TorchCAM 0.5.0's own GradCAMpp divides a copy (alpha[mask].div_), so its maps differ from the formula.
+    # TorchCAM 0.5.0's own GradCAMpp divides a copy (alpha[mask].div_), so its α stays g²: its map is that of the
+    # undivided weights, which weigh the channels differently from the paper's.
     with GradCAMpp(tinyvgg.module, target_layer="conv_2_2") as extractor:
         (torchcam_map,) = extractor(class_idx=1, scores=tinyvgg.module(shape_input.clone().requires_grad_(True)))
-    assert not torch.allclose(torchcam_map[0].detach(), result.attribution / result.attribution.max(), atol=1e-3)
+    undivided = (g**2 * torch.relu(g)).sum(dim=(1, 2))
+    torchcam_formula = torch.relu((undivided[:, None, None] * a).sum(dim=0))
+    torch.testing.assert_close(
+        torchcam_map[0].detach().double(), torchcam_formula / torchcam_formula.max(), atol=1e-4, rtol=1e-4
+    )
+    assert not torch.allclose(undivided / undivided.norm(), weights / weights.norm(), atol=1e-3)
 
 
 # ── contract over every method × model ─────────────────────────────────────────────────────────────────────────

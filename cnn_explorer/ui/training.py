@@ -54,7 +54,7 @@ from cnn_explorer.zoo import available_models, model_entry
 
 _LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1)
 _BATCH_SIZES = (8, 16, 32, 64, 128, 256)
-_WEIGHT_DECAYS = (0.0, 1e-5, 1e-4, 1e-3, 1e-2)
+_WEIGHT_DECAYS = (0.0, 1e-5, 1e-4, 1e-3, 1e-2, 0.02, 0.05, 0.1)
 #: The columns of the stack editor that mean something for each layer type (the others are left empty).
 _RELEVANT = {
     "conv": ("channels", "kernel", "stride", "padding"),
@@ -253,7 +253,13 @@ def settings_form(start: Settings, key: str) -> Settings:
     epochs = d.slider("Epochs", 1, 60, start.epochs, key=f"{key}_epochs")
     a, b, c, d = st.columns(4)
     weight_decay = a.select_slider(
-        "Weight decay", _WEIGHT_DECAYS, value=start.weight_decay, key=f"{key}_wd", format_func=lambda v: f"{v:g}"
+        "Weight decay",
+        _WEIGHT_DECAYS,
+        value=start.weight_decay
+        if start.weight_decay in _WEIGHT_DECAYS
+        else _nearest(_WEIGHT_DECAYS[1:], start.weight_decay),
+        key=f"{key}_wd",
+        format_func=lambda v: f"{v:g}",
     )
     dropout = b.slider("Dropout before the classifier", 0.0, 0.7, start.dropout, 0.05, key=f"{key}_dropout")
     patience = c.slider("Early stopping patience (0: off)", 0, 10, start.patience, key=f"{key}_patience")
