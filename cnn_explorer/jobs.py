@@ -150,6 +150,9 @@ class CoreShare:
     between batches, measures the CPU time the other processes used since its last look: above
     ``busy_cores`` it drops to one fewer thread at once; it takes every core again after ``quiet_s`` of quiet.
     Where the machine's CPU time cannot be read (no ``/proc/stat``) it keeps one core free, as before.
+
+    The float rounding of a training step depends on the thread count, so a run's last bits depend on what else
+    ran meanwhile; the command line (``train``, ``--ship``) keeps a fixed count and reproduces bit for bit.
     """
 
     def __init__(
