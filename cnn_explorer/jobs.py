@@ -132,7 +132,10 @@ def work(run_id: str | int) -> int:
         runs.set_pid(run.id, os.getpid())
         if hasattr(os, "nice"):
             os.nice(WORKER_NICENESS)  # when the app wants a core, the scheduler gives it the core at once
-        share = CoreShare(os.cpu_count() or 1)
+        share = CoreShare(
+            os.cpu_count() or 1,
+            on_change=lambda n, others: _print(f"torch threads: {n} (other processes used {others:.2f} cores)"),
+        )
         runner.execute(run.id, log=_print, on_poll=share.adjust)
         return 0
     finally:
@@ -166,10 +169,11 @@ class CoreShare:
         clock: Callable[[], float] = time.monotonic,
         own_cpu_seconds: Callable[[], float] = time.process_time,
         set_threads: Callable[[int], None] = torch.set_num_threads,
+        on_change: Callable[[int, float], None] | None = None,
     ) -> None:
         self.cores, self.interval_s, self.busy_cores, self.quiet_s = cores, interval_s, busy_cores, quiet_s
         self._machine = machine_cpu_seconds or _machine_cpu_seconds
-        self._clock, self._own, self._set = clock, own_cpu_seconds, set_threads
+        self._clock, self._own, self._set, self._on_change = clock, own_cpu_seconds, set_threads, on_change
         self.threads = max(1, cores - 1)
         self._set(self.threads)
         self._last = self._sample()
@@ -188,16 +192,18 @@ class CoreShare:
         others = max(0.0, (machine_now - machine_then) - (own_now - own_then)) / (now - then)
         if others > self.busy_cores:
             self._quiet_since = None
-            self._use(self.cores - 1)
+            self._use(self.cores - 1, others)
         elif self.threads < self.cores:
             self._quiet_since = self._quiet_since if self._quiet_since is not None else then
             if now - self._quiet_since >= self.quiet_s:
-                self._use(self.cores)
+                self._use(self.cores, others)
 
-    def _use(self, threads: int) -> None:
+    def _use(self, threads: int, others: float) -> None:
         if threads != self.threads:
             self.threads = threads
             self._set(threads)
+            if self._on_change is not None:
+                self._on_change(threads, others)
 
     def _sample(self) -> tuple[float, float | None, float]:
         return self._clock(), self._machine(), self._own()

@@ -295,6 +295,7 @@ class _Machine:
         self.now = self.machine = self.own = 0.0
         self.readable = True
         self.threads: list[int] = []
+        self.changes: list[tuple[int, float]] = []
 
     def spend(self, seconds: float, own: float, others: float) -> None:
         self.now += seconds
@@ -308,6 +309,7 @@ class _Machine:
             clock=lambda: self.now,
             own_cpu_seconds=lambda: self.own,
             set_threads=self.threads.append,
+            on_change=lambda threads, others: self.changes.append((threads, round(others, 6))),
         )
 
 
@@ -334,6 +336,7 @@ def test_the_worker_takes_every_core_while_the_machine_is_quiet_and_yields_one_w
         machine.spend(0.5, own=1.0, others=0.0)
         share.adjust()
     assert share.threads == 2 and machine.threads == [1, 2, 1, 2]
+    assert machine.changes == [(2, 0.05), (1, 0.4), (2, 0.0)]  # what the worker's log says, with the cause
 
 
 def test_without_the_machines_cpu_time_or_a_second_core_the_worker_keeps_its_start():
