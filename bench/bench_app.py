@@ -27,6 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as a script, Python puts bench/ on the path, not the repository root
 
+from bench.apptest import served_app  # noqa: E402
 from bench.summary import record  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -88,23 +89,6 @@ def cold_start(home: Path) -> tuple[float, float | None]:
     finally:
         process.terminate()
         process.wait(timeout=30)
-
-
-def _app(home: Path):
-    os.environ.update(CNN_EXPLORER_OFFLINE="1", CNN_EXPLORER_HOME=str(home / "apptest"), TORCH_HOME=str(home / "t"))
-    from streamlit.runtime.pages_manager import PagesManager
-    from streamlit.testing.v1 import AppTest
-
-    original = PagesManager.__init__
-
-    def init(self, *args, **kwargs) -> None:  # run every rerun through app.py, as a served app does
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    PagesManager.__init__ = init
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=300)
-    at.run()
-    return at
 
 
 def _timed(step: Callable[[], object]) -> float:
@@ -179,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
         shown = f"{first_page:.1f} s" if first_page is not None else "n/a (no Chromium)"
         print(f"cold start: server healthy after {healthy:.1f} s, first page rendered after {shown}")
         record("app", "cold start: `streamlit run` to the first page rendered in Chromium", shown)
-        at = _app(home)
+        at = served_app(home / "apptest")  # apart from the cold start's store
         times = rerun_times(at, args.reruns)
         for page, seconds in times.items():
             print(f"rerun after an interaction, {page:<20} {seconds * 1e3:8.0f} ms (median of {args.reruns})")

@@ -26,29 +26,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as a script, Python puts bench/ on the path, not the repository root
 
+from bench.apptest import served_app  # noqa: E402
 from bench.summary import record  # noqa: E402
 
 GOAL = 2.0
 PAGES = ("pages/home.py", "pages/train.py")
 WORKER_START_TIMEOUT_S = 120  # data drawn, model built, first batches reported, on a busy 2-core machine
-
-
-def _app(home: Path):
-    """The app after its first run, every later run going through app.py's navigation as on a running server."""
-    os.environ.update(CNN_EXPLORER_OFFLINE="1", CNN_EXPLORER_HOME=str(home / "home"), TORCH_HOME=str(home / "torch"))
-    from streamlit.runtime.pages_manager import PagesManager
-    from streamlit.testing.v1 import AppTest
-
-    original = PagesManager.__init__
-
-    def init(self, *args, **kwargs) -> None:  # the fix of tests/app/conftest.py (navigation_mode_as_served)
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    PagesManager.__init__ = init
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=300)
-    at.run()
-    return at
 
 
 def reruns_of(at, page: str, reruns: int) -> list[float]:
@@ -87,7 +70,7 @@ def main() -> None:
     args = parser.parse_args()
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as work:
-        at = _app(Path(work))
+        at = served_app(Path(work))
         from cnn_explorer import jobs, runs
         from cnn_explorer.runspec import preset
 
