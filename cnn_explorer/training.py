@@ -252,8 +252,7 @@ def fit(
                     reason = "stopped"
                     return _finish(module, history, reason, best_state, best_epoch)
                 lr = _set_lr(optimizer, config.lr, epoch * batches + step, total_steps, config.warmup)
-                if config.channels_last and x.dim() == 4:
-                    x = x.contiguous(memory_format=torch.channels_last)
+                x = _layout(x, config.channels_last)
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=low_precision):
                     logits = module(x)
                 loss = nn.functional.cross_entropy(logits.float(), y)
@@ -418,13 +417,17 @@ def _evaluate(
         for x, y in _loader(dataset, batch_size):
             if should_stop():
                 raise Interrupted
-            if channels_last and x.dim() == 4:
-                x = x.contiguous(memory_format=torch.channels_last)
+            x = _layout(x, channels_last)
             logits = module(x)
             total_loss += nn.functional.cross_entropy(logits, y, reduction="sum").item()
             correct += (logits.argmax(1) == y).sum().item()
             seen += len(y)
     return total_loss / seen, correct / seen
+
+
+def _layout(x: Tensor, channels_last: bool) -> Tensor:
+    """A batch of images in channels-last memory layout when asked (other tensors as they are)."""
+    return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
 
 
 @contextmanager

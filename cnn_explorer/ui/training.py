@@ -255,9 +255,7 @@ def settings_form(start: Settings, key: str) -> Settings:
     weight_decay = a.select_slider(
         "Weight decay",
         _WEIGHT_DECAYS,
-        value=start.weight_decay
-        if start.weight_decay in _WEIGHT_DECAYS
-        else _nearest(_WEIGHT_DECAYS[1:], start.weight_decay),
+        value=_nearest(_WEIGHT_DECAYS, start.weight_decay),
         key=f"{key}_wd",
         format_func=lambda v: f"{v:g}",
     )
@@ -285,7 +283,10 @@ def settings_form(start: Settings, key: str) -> Settings:
 
 
 def _nearest(options: Sequence[float], value: float) -> float:
-    return min(options, key=lambda option: abs(math.log(option) - math.log(value)))
+    """``value`` when it is one of the slider's options, else the option nearest to it on a log scale."""
+    if value in options:
+        return value
+    return min((o for o in options if o > 0), key=lambda option: abs(math.log(option) - math.log(max(value, 1e-12))))
 
 
 def transfer_form(key: str) -> ModelSpec:
