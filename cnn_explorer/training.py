@@ -22,6 +22,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
+from cnn_explorer.fusion import training_view
+
 __all__ = [
     "OPTIMIZERS",
     "PRECISIONS",
@@ -55,6 +57,9 @@ STOP_REASONS = ("completed", "early_stopped", "callback", "stopped")
 # Validation costs about a third of training per image (forward only); used for the time-left estimate until the
 # first validation pass has been timed.
 _EVAL_COST_RATIO = 1 / 3
+# Validation batch: on TinyVGG at 64×64, float32 channels-last, 1,000 images take 150 ms in batches of 128 and
+# 320 ms in batches of 256 (the activations of 256 outgrow the cache).
+_EVAL_BATCH = 128
 # A validation loss must fall by more than this (relative) to count as better, so noise does not reset patience.
 _MIN_IMPROVEMENT = 1e-4
 
@@ -233,6 +238,7 @@ def fit(
     reason = "completed"
     # For the time-left estimate: training seconds and steps so far, and the last validation pass's seconds.
     train_seconds, steps_done, val_seconds = 0.0, 0, None
+    network = training_view(module)  # the same layers, computing the same values in fewer passes
     try:
         for epoch in range(config.epochs):
             started = time.perf_counter()
@@ -254,7 +260,7 @@ def fit(
                 lr = _set_lr(optimizer, config.lr, epoch * batches + step, total_steps, config.warmup)
                 x = _layout(x, config.channels_last)
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=low_precision):
-                    logits = module(x)
+                    logits = network(x)
                 loss = nn.functional.cross_entropy(logits.float(), y)
                 loss_value = loss.item()
                 if not math.isfinite(loss_value):
@@ -289,7 +295,7 @@ def fit(
             val_loss = val_accuracy = None
             if val_data is not None:
                 val_started = time.perf_counter()
-                val_loss, val_accuracy = _evaluate(module, val_data, 256, stop, config.channels_last)
+                val_loss, val_accuracy = _evaluate(network, val_data, _EVAL_BATCH, stop, config.channels_last)
                 val_seconds = time.perf_counter() - val_started
                 if not math.isfinite(val_loss):
                     raise TrainingDiverged(
@@ -351,14 +357,14 @@ def native_bfloat16() -> bool:
 
 
 @torch.no_grad()
-def evaluate(module: nn.Module, dataset: Dataset, batch_size: int = 256) -> tuple[float, float]:
+def evaluate(module: nn.Module, dataset: Dataset, batch_size: int = _EVAL_BATCH) -> tuple[float, float]:
     """Mean cross-entropy and accuracy of ``module`` on ``dataset`` (eval mode; the modes are restored)."""
     return _evaluate(module, dataset, batch_size, lambda: False)
 
 
 @torch.no_grad()
 def predict_dataset(
-    module: nn.Module, dataset: Dataset, batch_size: int = 256, should_stop: Callable[[], bool] | None = None
+    module: nn.Module, dataset: Dataset, batch_size: int = _EVAL_BATCH, should_stop: Callable[[], bool] | None = None
 ) -> tuple[Tensor, Tensor]:
     """Labels ``[N]`` and softmax probabilities ``[N, classes]`` of ``module`` on ``dataset``, in dataset order
     (eval mode; the mode is restored).
