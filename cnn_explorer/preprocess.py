@@ -51,8 +51,10 @@ class Preprocess:
     def geometry(self, img: Image.Image) -> Tensor:
         """The image as the network sees it before scaling: uint8 ``[C, crop, crop]``."""
         img = img.convert("L" if self.grayscale else "RGB")
-        img = TF.resize(img, [self.resize], interpolation=InterpolationMode.BILINEAR, antialias=True)
-        x = TF.pil_to_tensor(TF.center_crop(img, [self.crop, self.crop]))
+        if img.size != (self.crop, self.crop) or self.resize != self.crop:  # else both steps would copy it as it is
+            img = TF.resize(img, [self.resize], interpolation=InterpolationMode.BILINEAR, antialias=True)
+            img = TF.center_crop(img, [self.crop, self.crop])
+        x = TF.pil_to_tensor(img)
         if self.invert_light_background and _border_mean(x) > 127:
             x = 255 - x
         return x

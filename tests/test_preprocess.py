@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageOps
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms import functional as TF
 
 from cnn_explorer.preprocess import Preprocess
 
@@ -20,6 +22,19 @@ def test_resize_shorter_side_then_centre_crop(photo):
     assert x.shape == (3, 48, 48) and x.dtype == torch.uint8
     expected = photo.resize((80, 60), Image.Resampling.BILINEAR).crop((16, 6, 64, 54))
     assert np.abs(np.asarray(expected, dtype=int) - x.permute(1, 2, 0).numpy().astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("size", [(48, 48), (47, 48), (48, 50)])
+def test_an_image_already_at_the_crop_size_gives_what_resizing_and_cropping_give(size):
+    image = Image.fromarray(np.random.default_rng(1).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+    expected = TF.pil_to_tensor(
+        TF.center_crop(TF.resize(image, [48], interpolation=InterpolationMode.BILINEAR, antialias=True), [48, 48])
+    )
+    assert torch.equal(Preprocess(resize=48, crop=48).geometry(image), expected)
+    assert torch.equal(
+        Preprocess(resize=48, crop=48, grayscale=True).geometry(image),
+        TF.pil_to_tensor(TF.center_crop(TF.resize(image.convert("L"), [48], antialias=True), [48, 48])),
+    )
 
 
 def test_fixed_normalization_matches_the_formula(photo):
