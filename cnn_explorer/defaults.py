@@ -200,7 +200,7 @@ def _write(
     )
     augmentation = [k for k, v in asdict(settings.augmentation).items() if v]
     training = (
-        f"{settings.optimizer}"
+        settings.optimizer_text()
         + (f" with weight decay {settings.weight_decay:g}" if settings.weight_decay else "")
         + f", peak learning rate {settings.lr} ("
         + (f"warm-up over {settings.warmup:.0%} of the steps, then " if settings.warmup else "")

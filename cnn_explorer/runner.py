@@ -195,6 +195,7 @@ def train_config(settings: Settings) -> TrainConfig:
         lr=settings.lr,
         optimizer=settings.optimizer,
         weight_decay=settings.weight_decay,
+        beta2=settings.beta2,
         seed=settings.seed,
         patience=settings.patience,
         warmup=settings.warmup,

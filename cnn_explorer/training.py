@@ -41,10 +41,17 @@ __all__ = [
     "train",
 ]
 
+#: Optimizer name → ``(parameters, lr, weight_decay, beta2)`` → optimizer; SGD has no ``beta2``.
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
-    "adam": lambda params, lr, weight_decay: torch.optim.Adam(params, lr=lr, weight_decay=weight_decay),
-    "adamw": lambda params, lr, weight_decay: torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay),
-    "sgd": lambda params, lr, weight_decay: torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay),
+    "adam": lambda params, lr, weight_decay, beta2=0.999: torch.optim.Adam(
+        params, lr=lr, weight_decay=weight_decay, betas=(0.9, beta2)
+    ),
+    "adamw": lambda params, lr, weight_decay, beta2=0.999: torch.optim.AdamW(
+        params, lr=lr, weight_decay=weight_decay, betas=(0.9, beta2)
+    ),
+    "sgd": lambda params, lr, weight_decay, beta2=None: torch.optim.SGD(
+        params, lr=lr, momentum=0.9, weight_decay=weight_decay
+    ),
 }
 
 #: Arithmetic of the training passes: plain float32, or bfloat16 autocast (weights and optimizer stay float32).
@@ -87,6 +94,8 @@ class TrainConfig:
         lr: Peak learning rate (cosine-annealed to zero over the run).
         optimizer: A key of :data:`OPTIMIZERS`.
         weight_decay: L2 penalty.
+        beta2: Adam's and AdamW's decay of the squared-gradient average (PyTorch's default 0.999). 0.99 forgets
+            the large gradients of the first steps sooner, so the step size grows back sooner; SGD ignores it.
         seed: Seeds shuffling (weight initialization is the caller's: seed torch before building the model).
         patience: With validation data, stop after this many epochs without a lower validation loss (0: never).
         warmup: Share of the steps over which the learning rate climbs linearly from zero to ``lr`` before the
@@ -106,6 +115,7 @@ class TrainConfig:
     lr: float = 1e-3
     optimizer: str = "adam"
     weight_decay: float = 0.0
+    beta2: float = 0.999
     seed: int = 0
     patience: int = 0
     warmup: float = 0.0
@@ -230,7 +240,7 @@ def fit(
     if not parameters:
         raise ValueError("The model has no trainable parameters: unfreeze at least its last layer.")
     generator = torch.Generator().manual_seed(config.seed)
-    optimizer = OPTIMIZERS[config.optimizer](parameters, config.lr, config.weight_decay)
+    optimizer = OPTIMIZERS[config.optimizer](parameters, config.lr, config.weight_decay, config.beta2)
     stop = should_stop or (lambda: False)
     low_precision = config.precision == "bfloat16" and native_bfloat16()
     history: list[EpochResult] = []

@@ -337,9 +337,9 @@ def _run_card(run: runs.Run, info: dict, preprocess: Preprocess) -> str:
         f"- **Architecture:** {info['architecture']} ({info['parameters']:,} parameters, "
         f"{info['trainable_parameters']:,} trained)",
         f"- **Data:** {info['data'].get('description') or spec.data.kind} Classes: {', '.join(info['class_names'])}.",
-        f"- **Training:** {settings.optimizer}, learning rate {settings.lr:g} (cosine), batch {settings.batch_size}, "
-        f"{settings.epochs} epochs, weight decay {settings.weight_decay:g}, dropout {settings.dropout:g}, "
-        f"patience {settings.patience or 'off'}, seed {settings.seed}",
+        f"- **Training:** {settings.optimizer_text()}, learning rate {settings.lr:g} (cosine), "
+        f"batch {settings.batch_size}, {settings.epochs} epochs, weight decay {settings.weight_decay:g}, "
+        f"dropout {settings.dropout:g}, patience {settings.patience or 'off'}, seed {settings.seed}",
         f"- **Validation accuracy of the kept checkpoint:** {best}{epoch}",
         f"- **Run:** {run.status}{f' — {run.message}' if run.message else ''}",
         f"\n**Preprocessing**\n\n{steps}\n",

@@ -8,6 +8,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from cnn_explorer.training import (
+    OPTIMIZERS,
     TrainConfig,
     TrainingDiverged,
     evaluate,
@@ -315,3 +316,24 @@ def test_a_dataset_that_builds_its_batches_trains_exactly_like_one_read_item_by_
     assert [len(b) for b in batched.batches[:4]] == [32, 32, 32, 4]  # training batches, then validation's
     assert sorted(i for b in batched.batches[:4] for i in b) == list(range(100))
     assert predict_dataset(fast, batched, batch_size=64)[0].tolist() == data.tensors[1].tolist()
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw"])
+def test_adams_beta2_reaches_the_optimizer_and_changes_the_steps(name):
+    parameter = nn.Parameter(torch.zeros(2))
+    assert OPTIMIZERS[name]([parameter], 0.1, 0.0, 0.95).param_groups[0]["betas"] == (0.9, 0.95)
+    assert OPTIMIZERS[name]([parameter], 0.1, 0.0).param_groups[0]["betas"] == (0.9, 0.999)  # PyTorch's default
+    data = _separable(64)
+    weights = []
+    for beta2 in (0.999, 0.9):
+        torch.manual_seed(0)
+        module = nn.Linear(2, 2)
+        fit(module, lambda epoch: data, TrainConfig(epochs=2, batch_size=16, lr=0.05, optimizer=name, beta2=beta2))
+        weights.append(module.weight.detach().clone())
+    assert not torch.allclose(weights[0], weights[1])
+
+
+def test_sgd_ignores_beta2():
+    parameter = nn.Parameter(torch.zeros(2))
+    optimizer = OPTIMIZERS["sgd"]([parameter], 0.1, 0.0, 0.9)
+    assert optimizer.param_groups[0]["momentum"] == 0.9 and "betas" not in optimizer.param_groups[0]

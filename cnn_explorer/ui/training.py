@@ -52,7 +52,7 @@ from cnn_explorer.runspec import LAYER_TYPES, DataSpec, LayerSpec, ModelSpec, Ru
 from cnn_explorer.ui.core import _UPLOAD_MB, _model_label, cached_model
 from cnn_explorer.zoo import available_models, model_entry
 
-_LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1)
+_LEARNING_RATES = (1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 5e-3, 7e-3, 1e-2, 2e-2, 3e-2, 0.1)  # every preset's among them
 _BATCH_SIZES = (8, 16, 32, 64, 128, 256)
 _WEIGHT_DECAYS = (0.0, 1e-5, 1e-4, 1e-3, 1e-2, 0.02, 0.05, 0.1)
 #: The columns of the stack editor that mean something for each layer type (the others are left empty).
@@ -267,7 +267,7 @@ def settings_form(start: Settings, key: str) -> Settings:
     rotation = b.slider("Rotate up to ±°", 0, 45, int(start.augmentation.rotation), key=f"{key}_rot")
     crop = c.slider("Random crop: keep ≥ (0: off)", 0.0, 0.95, start.augmentation.crop, 0.05, key=f"{key}_crop")
     jitter = d.slider("Colour jitter", 0.0, 0.5, start.augmentation.color_jitter, 0.05, key=f"{key}_jitter")
-    # replace(): what has no widget (warm-up, precision, quarter turns) stays as the preset has it
+    # replace(): what has no widget (warm-up, precision, Adam's β2, quarter turns) stays as the preset has it
     return replace(
         start,
         epochs=epochs,

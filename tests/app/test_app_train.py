@@ -51,6 +51,22 @@ def test_the_form_shows_the_data_and_the_stack(app: AppTest) -> None:
     assert not at.button(key="train_start").disabled
 
 
+def _form_as_given(name: str) -> None:
+    import streamlit as st
+
+    from cnn_explorer.runspec import PRESETS
+    from cnn_explorer.ui.training import settings_form
+
+    st.session_state["settings"] = settings_form(PRESETS[name].settings, "form")
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_the_settings_form_starts_from_every_presets_settings_unchanged(name: str) -> None:
+    at = AppTest.from_function(_form_as_given, args=(name,)).run()
+    _assert_clean(at)
+    assert at.session_state["settings"] == PRESETS[name].settings
+
+
 def test_a_short_run_trains_in_the_background_and_opens_everywhere(app: AppTest) -> None:
     at = _open(app)
     at.select_slider(key=f"{KEY}_count").set_value(500)
