@@ -825,17 +825,26 @@ _ORIENTATION_STREAM = 2**32 - 1  # a third seed word that no item index reaches:
 
 
 def _orient_batch(x: Tensor, turns: np.ndarray | None, mirrors: np.ndarray | None) -> Tensor:
-    """Quarter-turn and mirror each image of ``[B, C, H, W]`` (square), one operation per group that shares both."""
-    turns = np.zeros(len(x), dtype=np.int64) if turns is None else turns
-    mirrors = np.zeros(len(x), dtype=bool) if mirrors is None else mirrors
-    out = torch.empty_like(x)
-    for k in range(4):
-        for mirror in (False, True):
-            chosen = np.flatnonzero((turns == k) & (mirrors == mirror))
-            if len(chosen):
-                group = torch.rot90(x[chosen], k, dims=(2, 3))
-                out[chosen] = group.flip(3) if mirror else group
-    return out
+    """Quarter-turn and mirror each image of ``[B, C, H, W]`` (square): ``torch.rot90`` by ``turns``, then a
+    left–right flip where ``mirrors``, as one gather over the batch (one rot90 and copy per group of images that
+    share an orientation took about twice as long at a batch of 64)."""
+    b, c, h, w = x.shape
+    turns = np.zeros(b, dtype=np.int64) if turns is None else turns
+    mirrors = np.zeros(b, dtype=bool) if mirrors is None else mirrors
+    sources = _dihedral_sources(h)[torch.from_numpy(2 * turns.astype(np.int64) + mirrors)]  # [B, H·W]
+    return torch.gather(x.reshape(b, c, h * w), 2, sources[:, None, :].expand(b, c, h * w)).view(b, c, h, w)
+
+
+@functools.cache
+def _dihedral_sources(size: int) -> Tensor:
+    """Row ``2k + m``: the flat source pixel of each output pixel of a square image turned ``k`` quarter turns and
+    then (``m``) mirrored."""
+    grid = torch.arange(size * size).view(size, size)
+    orientations = []
+    for turns in range(4):
+        turned = torch.rot90(grid, turns, dims=(0, 1))
+        orientations += [turned, turned.flip(1)]
+    return torch.stack(orientations).view(8, size * size)
 
 
 def _augment(x: Tensor, augmentation: Augmentation, rng: np.random.Generator, turns: int, mirror: bool) -> Tensor:
