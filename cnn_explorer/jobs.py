@@ -18,6 +18,7 @@ terminated.
 from __future__ import annotations
 
 import contextlib
+import multiprocessing as mp
 import os
 import signal
 import subprocess
@@ -149,13 +150,14 @@ class CoreShare:
     On two cores neither fixed choice is good. One thread halves the training speed for good (the TinyVGG preset:
     ~120 s to 95 % instead of ~65 s). Two threads at the app's priority slow page reruns, and while the app holds
     a core the worker's two threads wait on each other at every operation: training itself ran at 40 % of its
-    one-thread speed. So the worker runs niced (the app always wins a core at once) and :meth:`adjust`, called
-    between batches, measures the CPU time the other processes used since its last look: above
-    ``busy_cores`` it drops to one fewer thread at once; it takes every core again after ``quiet_s`` of quiet.
-    Where the machine's CPU time cannot be read (no ``/proc/stat``) it keeps one core free, as before.
+    one-thread speed. So the worker runs niced (the app always wins a core at once), starts on every core, and
+    :meth:`adjust`, called between batches, measures the CPU time the other processes used since its last look:
+    above ``busy_cores`` it drops to one fewer thread at once; it takes every core again after ``quiet_s`` of
+    quiet. Where the machine's CPU time cannot be read (no ``/proc/stat``) it keeps one core free.
 
     The float rounding of a training step depends on the thread count, so a run's last bits depend on what else
-    ran meanwhile; the command line (``train``, ``--ship``) keeps a fixed count and reproduces bit for bit.
+    ran meanwhile: a run the app left alone computes what the command line (``train``, ``--ship``) computes, bit
+    for bit (it used to start on one thread, so every run from the page differed from the first batch).
     """
 
     def __init__(
@@ -167,16 +169,23 @@ class CoreShare:
         quiet_s: float = 2.0,
         machine_cpu_seconds: Callable[[], float | None] | None = None,
         clock: Callable[[], float] = time.monotonic,
-        own_cpu_seconds: Callable[[], float] = time.process_time,
+        own_cpu_seconds: Callable[[], float] | None = None,
         set_threads: Callable[[int], None] = torch.set_num_threads,
         on_change: Callable[[int, float], None] | None = None,
     ) -> None:
         self.cores, self.interval_s, self.busy_cores, self.quiet_s = cores, interval_s, busy_cores, quiet_s
         self._machine = machine_cpu_seconds or _machine_cpu_seconds
-        self._clock, self._own, self._set, self._on_change = clock, own_cpu_seconds, set_threads, on_change
-        self.threads = max(1, cores - 1)
-        self._set(self.threads)
+        self._clock, self._own, self._set, self._on_change = (
+            clock,
+            own_cpu_seconds or _own_cpu_seconds,
+            set_threads,
+            on_change,
+        )
         self._last = self._sample()
+        # Every core from the start where the machine can be watched (niced, the worker yields to the app anyway):
+        # a run then computes what the command line computes, bit for bit, unless the app was busy meanwhile.
+        self.threads = cores if self._last[1] is not None else max(1, cores - 1)
+        self._set(self.threads)
         self._quiet_since: float | None = None
 
     def adjust(self) -> None:
@@ -207,6 +216,24 @@ class CoreShare:
 
     def _sample(self) -> tuple[float, float | None, float]:
         return self._clock(), self._machine(), self._own()
+
+
+def _own_cpu_seconds() -> float:
+    """CPU seconds of this process and of its children: the processes that read a run's images are the worker's
+    own work, not another process competing with it (counted as such, they sent the start of every run to one
+    thread). Ended children are in ``os.times``; running ones are read from ``/proc`` where there is one."""
+    times = os.times()
+    seconds = times.user + times.system + times.children_user + times.children_system
+    return seconds + sum(_process_cpu_seconds(child.pid) for child in mp.active_children() if child.pid)
+
+
+def _process_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used, from Linux's ``/proc/PID/stat``; 0 where unreadable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()  # after the command's name
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14 and 15
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def _machine_cpu_seconds() -> float | None:
