@@ -175,12 +175,8 @@ class CoreShare:
     ) -> None:
         self.cores, self.interval_s, self.busy_cores, self.quiet_s = cores, interval_s, busy_cores, quiet_s
         self._machine = machine_cpu_seconds or _machine_cpu_seconds
-        self._clock, self._own, self._set, self._on_change = (
-            clock,
-            own_cpu_seconds or _own_cpu_seconds,
-            set_threads,
-            on_change,
-        )
+        self._clock, self._set, self._on_change = clock, set_threads, on_change
+        self._own = own_cpu_seconds or _own_cpu_seconds
         self._last = self._sample()
         # Every core from the start where the machine can be watched (niced, the worker yields to the app anyway):
         # a run then computes what the command line computes, bit for bit, unless the app was busy meanwhile.

@@ -41,15 +41,15 @@ __all__ = [
     "train",
 ]
 
-#: Optimizer name → ``(parameters, lr, weight_decay, beta2)`` → optimizer; SGD has no ``beta2``.
+#: Optimizer name → ``(parameters, lr, weight_decay, beta2)`` → optimizer; SGD ignores ``beta2``.
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
-    "adam": lambda params, lr, weight_decay, beta2=0.999: torch.optim.Adam(
+    "adam": lambda params, lr, weight_decay, beta2: torch.optim.Adam(
         params, lr=lr, weight_decay=weight_decay, betas=(0.9, beta2)
     ),
-    "adamw": lambda params, lr, weight_decay, beta2=0.999: torch.optim.AdamW(
+    "adamw": lambda params, lr, weight_decay, beta2: torch.optim.AdamW(
         params, lr=lr, weight_decay=weight_decay, betas=(0.9, beta2)
     ),
-    "sgd": lambda params, lr, weight_decay, beta2=None: torch.optim.SGD(
+    "sgd": lambda params, lr, weight_decay, beta2: torch.optim.SGD(
         params, lr=lr, momentum=0.9, weight_decay=weight_decay
     ),
 }

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from cnn_explorer.runspec import Settings
 from cnn_explorer.training import (
     OPTIMIZERS,
     TrainConfig,
@@ -322,7 +323,8 @@ def test_a_dataset_that_builds_its_batches_trains_exactly_like_one_read_item_by_
 def test_adams_beta2_reaches_the_optimizer_and_changes_the_steps(name):
     parameter = nn.Parameter(torch.zeros(2))
     assert OPTIMIZERS[name]([parameter], 0.1, 0.0, 0.95).param_groups[0]["betas"] == (0.9, 0.95)
-    assert OPTIMIZERS[name]([parameter], 0.1, 0.0).param_groups[0]["betas"] == (0.9, 0.999)  # PyTorch's default
+    pytorch_default = torch.optim.Adam([parameter]).defaults["betas"][1]
+    assert TrainConfig().beta2 == Settings().beta2 == pytorch_default
     data = _separable(64)
     weights = []
     for beta2 in (0.999, 0.9):
