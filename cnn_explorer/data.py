@@ -1329,7 +1329,7 @@ DATASETS: dict[str, DatasetKind] = {
         DatasetKind(
             "shapes",
             "Synthetic shapes",
-            f"{len(SHAPE_CLASSES)} kinds of filled shapes on random backgrounds, drawn fresh every epoch (built in).",
+            f"{len(SHAPE_CLASSES)} kinds of filled shapes on random backgrounds, drawn from the run's seed (built in).",
             channels=3,
             size=None,
             source="built-in",

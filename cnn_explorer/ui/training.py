@@ -84,10 +84,13 @@ def data_form(start: DataSpec, key: str) -> DataSpec:
     kind = kind_col.selectbox(
         "Dataset", kinds, index=kinds.index(start.kind), format_func=lambda k: TRAINING_DATA[k].title, key=f"{key}_kind"
     )
-    st.caption(TRAINING_DATA[kind].description)
+    caption = TRAINING_DATA[kind].description
+    if kind == "shapes":  # whether they are drawn fresh has no widget: it is the preset's
+        caption += " Drawn fresh every epoch." if start.fresh else " Drawn once: every epoch sees the same shapes."
+    st.caption(caption)
     size = size_col.select_slider("Image side", [16, 28, 32, 48, 64, 96, 128], value=start.size, key=f"{key}_size")
     count = count_col.select_slider(
-        "Shapes per epoch",
+        "Shapes per epoch" if start.fresh else "Shapes",
         sorted({500, 1000, 2000, 4000, 8000, start.count}),
         value=start.count,
         key=f"{key}_count",

@@ -48,6 +48,8 @@ def test_the_form_shows_the_data_and_the_stack(app: AppTest) -> None:
     assert any(f"**{total:,} parameters.**" in str(c.value) for c in at.caption)
     counts = f"{preset.data.count:,} training · {round(preset.data.count * preset.data.val_split):,} validation images"
     assert any(f"{counts} · 10 classes" in str(c.value) for c in at.caption)
+    assert any("Drawn once: every epoch sees the same shapes." in str(c.value) for c in at.caption)  # not fresh
+    assert at.select_slider(key=f"{KEY}_count").label == "Shapes"
     assert not at.button(key="train_start").disabled
 
 
