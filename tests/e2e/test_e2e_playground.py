@@ -22,7 +22,10 @@ def _output_caption(output: torch.Tensor) -> str:
 
 
 def _choose(page: Page, container, label: str, option: str, idle) -> None:
+    idle(page)  # a rerun still under way would redraw the box and close its list
     container.get_by_test_id("stSelectbox").filter(has_text=label).click()
+    # Typed, the list holds the option whatever its length: a long list renders only the options in view.
+    page.keyboard.type(option)
     page.get_by_role("option", name=option, exact=True).click()
     idle(page)
 
