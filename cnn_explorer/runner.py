@@ -21,9 +21,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from cnn_explorer import architectures, data, runs, zoo
+from cnn_explorer import architectures, data, diagnostics, runs, zoo
 from cnn_explorer.attribution import cam_layers, default_cam_layer, explain
-from cnn_explorer.layers import capture_activations
+from cnn_explorer.layers import capture_activations, list_layers
 from cnn_explorer.preprocess import Preprocess
 from cnn_explorer.runspec import ModelSpec, RunSpec, Settings
 from cnn_explorer.training import (
@@ -36,7 +36,15 @@ from cnn_explorer.training import (
     predict_dataset,
 )
 
-__all__ = ["Outcome", "build_module", "describe_architecture", "execute", "train_config", "validation_set"]
+__all__ = [
+    "Outcome",
+    "build_module",
+    "dead_relus",
+    "describe_architecture",
+    "execute",
+    "train_config",
+    "validation_set",
+]
 
 PROGRESS_EVERY_S = 0.5  # progress.json at most this often
 STOP_POLL_S = 0.1  # the stop flag is looked at this often (a clock read per batch in between)
@@ -45,6 +53,10 @@ RESULTS_BUDGET_AFTER_STOP_S = 2.0  # a stopped run computes its results only if 
 # Time-lapse frames stay small: at most this many feature maps and first-layer filters per frame.
 TIMELAPSE_MAX_MAPS = 32
 TIMELAPSE_MAX_FILTERS = 64
+# Dead ReLUs are counted on at most this many validation images, in batches of this many (a transfer run's
+# ResNet at 224 × 224 takes seconds per hundred images on a laptop's CPU).
+DEAD_RELU_IMAGES = 1000
+DEAD_RELU_BATCH = 64
 
 LogFn = Callable[[str], None]
 
@@ -231,6 +243,7 @@ class _Session:
         self.run_id, self.spec, self.log, self.stop = run_id, spec, log, stop
         self.prepared: Any = None
         self.module: nn.Module | None = None
+        self.loaded: zoo.LoadedModel | None = None
         self.history: list[EpochResult] = []
         self.best_epoch: int | None = None
         self.probe: _Probe | None = None
@@ -267,6 +280,7 @@ class _Session:
             summary=spec.name,
             card=spec.name,
         )
+        self.loaded = loaded
         self.probe = _Probe.of(loaded, prepared.val)
         runs.write_model_info(self.run_id, self._model_info(build, module))
         self.stop.check()
@@ -300,12 +314,14 @@ class _Session:
             return "stopped", message
         self._progress({"phase": "computing results"})
         self._write_results(None)
+        message = ""
         if result.reason == "early_stopped":
-            return "done", (
+            message = (
                 f"Stopped early after epoch {epochs}: the validation loss did not improve for {settings.patience} "
                 f"epochs. Kept epoch {result.best_epoch}."
             )
-        return "done", ""
+        # What went wrong, in the words the Train page and the model card use too.
+        return "done", " ".join(filter(None, (message, diagnostics.summary(diagnostics.run_diagnostics(self.run_id)))))
 
     def results_after_failure(self) -> None:
         """After a divergence: results of the best checkpoint written so far, if any (best effort)."""
@@ -405,6 +421,8 @@ class _Session:
             [right[labels == c].float().mean().item() if (labels == c).any() else math.nan for c in range(classes)]
         )
         best = self.history[self.best_epoch - 1]
+        # Measured only for a full result (a stopped run has 2 s for all of it).
+        dead = dead_relus(self.loaded, self.prepared.val) if should_stop is None and self.loaded is not None else None
         runs.save_results(
             self.run_id,
             {
@@ -415,8 +433,36 @@ class _Session:
                 "val_accuracy": right.float().mean().item(),
                 "val_loss": best.val_loss,
                 "epoch": self.best_epoch,
+                "dead_relus": dead,
             },
         )
+
+
+def dead_relus(
+    model: zoo.LoadedModel, dataset: Any, max_images: int = DEAD_RELU_IMAGES, batch_size: int = DEAD_RELU_BATCH
+) -> dict[str, list[int]]:
+    """The ReLU units that never fired on the first ``max_images`` images of ``dataset``: ReLU layer (as
+    :func:`~cnn_explorer.layers.list_layers` names it) → ``[dead units, units]``.
+
+    A unit is one channel of a feature map (dead: never above zero at any position of any image) or one feature of
+    a flat output. The outputs come from :func:`~cnn_explorer.layers.capture_activations` (the module's eval mode,
+    its lock held, its hooks removed after each batch).
+    """
+    names = [layer.name for layer in list_layers(model) if layer.kind == "ReLU"]
+    count = min(len(dataset), max_images)
+    fired: dict[str, Tensor] = {}
+    for start in range(0, count if names else 0, batch_size):
+        indices = list(range(start, min(start + batch_size, count)))
+        x = dataset.batch(indices)[0] if callable(getattr(dataset, "batch", None)) else _stack(dataset, indices)
+        for name, output in capture_activations(model, x, names).items():
+            positive = output > 0
+            alive = positive.flatten(2).any(2).any(0) if positive.dim() > 2 else positive.any(0)
+            fired[name] = alive | fired[name] if name in fired else alive
+    return {name: [int((~alive).sum()), alive.numel()] for name, alive in fired.items()}
+
+
+def _stack(dataset: Any, indices: list[int]) -> Tensor:
+    return torch.stack([dataset[i][0] for i in indices])
 
 
 # ── the time-lapse probe ────────────────────────────────────────────────────────────────────────────────────────

@@ -36,6 +36,7 @@ __all__ = [
     "TrainingDiverged",
     "evaluate",
     "fit",
+    "gradient_norms",
     "native_bfloat16",
     "predict_dataset",
     "train",
@@ -137,6 +138,10 @@ class EpochResult:
         images_per_second: Training images per second (validation excluded).
         lr: Learning rate of the epoch's last step.
         best: This epoch has the lowest validation loss so far (its weights are the ones kept).
+        first_loss: Loss of the epoch's first batch (in epoch 1: the untrained network's).
+        peak_loss: Largest batch loss of the epoch.
+        grad_norms: Each trained layer's gradient norm on the epoch's last batch (dotted path → L2 norm), measured
+            once an epoch so it costs nothing per step.
     """
 
     epoch: int
@@ -148,6 +153,9 @@ class EpochResult:
     images_per_second: float = 0.0
     lr: float = 0.0
     best: bool = False
+    first_loss: float | None = None
+    peak_loss: float | None = None
+    grad_norms: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -262,6 +270,7 @@ def fit(
             total_steps = config.epochs * batches
             (train_mode or nn.Module.train)(module)
             total_loss, correct, seen = 0.0, torch.zeros((), dtype=torch.long), 0
+            first_loss, peak_loss, grad_norms = None, -math.inf, None
             epoch_started = last_report = time.perf_counter()
             for step, (x, y) in enumerate(loader):
                 if stop():
@@ -277,7 +286,12 @@ def fit(
                     raise _diverged(loss_value, x, lr, epoch + 1, step + 1)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                if step + 1 == batches:  # once an epoch: the diagnostics' per-layer gradient norms
+                    grad_norms = gradient_norms(module)
                 optimizer.step()
+                if first_loss is None:
+                    first_loss = loss_value
+                peak_loss = max(peak_loss, loss_value)
                 total_loss += loss_value * len(y)
                 correct += (logits.detach().argmax(1) == y).sum()
                 seen += len(y)
@@ -330,6 +344,9 @@ def fit(
                 images_per_second=seen / train_elapsed if train_elapsed > 0 else 0.0,
                 lr=lr if batches else 0.0,
                 best=is_best,
+                first_loss=first_loss,
+                peak_loss=peak_loss if seen else None,
+                grad_norms=grad_norms,
             )
             history.append(result)
             if on_epoch is not None and on_epoch(result):
@@ -364,6 +381,17 @@ def native_bfloat16() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())  # torch's own test for oneDNN's bf16 kernels
     except (AttributeError, RuntimeError):
         return False
+
+
+def gradient_norms(module: nn.Module) -> dict[str, float]:
+    """The L2 norm of each layer's gradient as it stands (all its parameters together), keyed by the layer's dotted
+    path, in the order of ``module.named_parameters()``; layers without a gradient (frozen) are left out."""
+    squares: dict[str, float] = {}
+    for name, parameter in module.named_parameters():
+        if parameter.grad is not None:
+            layer = name.rpartition(".")[0] or name
+            squares[layer] = squares.get(layer, 0.0) + float(parameter.grad.detach().double().pow(2).sum())
+    return {layer: math.sqrt(square) for layer, square in squares.items()}
 
 
 @torch.no_grad()
