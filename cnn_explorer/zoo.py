@@ -26,7 +26,7 @@ import torch
 import torchvision.models
 from torch import Tensor, nn
 
-from cnn_explorer import runs
+from cnn_explorer import diagnostics, runs
 from cnn_explorer.architectures import ARCHITECTURES
 from cnn_explorer.preprocess import Preprocess
 from cnn_explorer.runspec import RunSpec
@@ -332,6 +332,9 @@ def _run_card(run: runs.Run, info: dict, preprocess: Preprocess) -> str:
     best = f"{run.best_val_accuracy:.2%}" if run.best_val_accuracy is not None else "—"
     epoch = f" (epoch {results['epoch']})" if results is not None else ""
     steps = "\n".join(f"{i}. {step}" for i, step in enumerate(preprocess.steps(), 1))
+    diagnosed = diagnostics.run_diagnostics(run.id)
+    found = "\n".join(f"- {d.sentence} *{d.advice}*" for d in diagnosed)
+    message = run.message.replace(diagnostics.summary(diagnosed), "").strip()  # the run's message repeats them
     lines = [
         f"### {run.name} (`{run.model_name}`)\n",
         f"- **Architecture:** {info['architecture']} ({info['parameters']:,} parameters, "
@@ -341,7 +344,8 @@ def _run_card(run: runs.Run, info: dict, preprocess: Preprocess) -> str:
         f"batch {settings.batch_size}, {settings.epochs} epochs, weight decay {settings.weight_decay:g}, "
         f"dropout {settings.dropout:g}, patience {settings.patience or 'off'}, seed {settings.seed}",
         f"- **Validation accuracy of the kept checkpoint:** {best}{epoch}",
-        f"- **Run:** {run.status}{f' — {run.message}' if run.message else ''}",
+        f"- **Run:** {run.status}{f' — {message}' if message else ''}",
+        *([f"\n**What went wrong in training**\n\n{found}\n"] if found else []),
         f"\n**Preprocessing**\n\n{steps}\n",
     ]
     return "\n".join(lines)

@@ -65,7 +65,7 @@ with st.expander("New run", expanded=run_id is None, icon=":material/add:"):
     )
 
 if run_id is not None:
-    run_id = ui.current_run_id()
+    run_id = ui.run_picker()
     ui.run_monitor(run_id)
     ui.run_actions(run_id)
     with st.expander("Time-lapse: one validation image through training", icon=":material/movie:"):

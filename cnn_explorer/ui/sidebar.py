@@ -18,10 +18,13 @@ def sidebar() -> Selection:
     with st.sidebar:
         st.markdown("### Model")
         names = available_models()
+        # The default goes through session state, not index=: "Open in Layers" and "Add your own model" set the key,
+        # and a widget given a default too makes Streamlit log a warning with a stack trace.
+        if st.session_state.get("model_name") not in names:
+            st.session_state["model_name"] = DEFAULT_MODEL if DEFAULT_MODEL in names else names[0]
         name = st.selectbox(
             "Model",
             names,
-            index=names.index(DEFAULT_MODEL) if DEFAULT_MODEL in names else 0,
             format_func=_model_label,
             key="model_name",
             label_visibility="collapsed",

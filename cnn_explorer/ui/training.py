@@ -30,11 +30,14 @@ from cnn_explorer.data import (
     preview,
 )
 from cnn_explorer.data import prepare as prepare_data
+from cnn_explorer.diagnostics import SEVERITIES, Diagnostic, diagnose, run_diagnostics
 from cnn_explorer.jobs import poll as poll_jobs
 from cnn_explorer.jobs import stop as stop_job
 from cnn_explorer.jobs import submit as submit_job
 from cnn_explorer.runner import validation_set
 from cnn_explorer.runs import (
+    FINISHED,
+    Run,
     RunError,
     RunNotFound,
     delete_run,
@@ -322,6 +325,24 @@ def current_run_id() -> str | None:
     return newest
 
 
+def run_picker() -> str | None:
+    """A picker of every run, newest first (a new run is picked when it starts); returns the run to show."""
+    all_runs = list_runs()
+    if not all_runs:
+        return None
+    labels = {run.id: _run_label(run) for run in all_runs}
+    # The choice lives in session state (start_run and Delete set it): a default given to the widget as well would
+    # make Streamlit warn that the key was set twice.
+    if st.session_state.get("train_run") not in labels:
+        st.session_state["train_run"] = all_runs[0].id
+    return st.selectbox("Run", list(labels), format_func=labels.get, key="train_run")
+
+
+def _run_label(run: Run) -> str:
+    accuracy = f" · {run.best_val_accuracy:.1%}" if run.best_val_accuracy is not None else ""
+    return f"run {run.id} · {run.name} · {run.status}{accuracy}"
+
+
 def run_monitor(run_id: str) -> None:
     """The live view of one run: status, progress, curves, stop. While the run is queued or training, it re-reads
     the store every second (a fragment: the rest of the page stays still); when the run ends, the whole page
@@ -381,6 +402,7 @@ def _monitor(run_id: str) -> None:
     metrics = read_metrics(run.id)
     if metrics:
         _curves(metrics)
+        diagnostics_view(run_diagnostics(run.id))
     elif live:
         st.caption("Curves appear after the first epoch.")
 
@@ -421,30 +443,28 @@ def _curves(metrics: list[dict]) -> None:
         accuracy["validation"] = [m["val_accuracy"] for m in metrics]
     loss_col.pyplot(render.curves_figure(epochs, loss, "Loss", "epoch", "cross-entropy"), width="stretch")
     acc_col.pyplot(render.curves_figure(epochs, accuracy, "Accuracy", "epoch", "share correct"), width="stretch")
-    if note := overfitting_note(metrics):
-        st.warning(note)
+
+
+def diagnostics_view(diagnostics: Sequence[Diagnostic]) -> None:
+    """What went wrong in the run, each with what to change (the same sentences as its message and model card)."""
+    show = dict(zip(SEVERITIES, (st.error, st.warning, st.info), strict=True))
+    for diagnostic in diagnostics:
+        show[diagnostic.severity](f"{diagnostic.sentence} **{diagnostic.advice}**", icon=":material/troubleshoot:")
 
 
 def overfitting_note(metrics: list[dict]) -> str | None:
     """A note when validation loss has risen for two epochs while training loss kept falling."""
-    if len(metrics) < 3 or metrics[-1].get("val_loss") is None:
-        return None
-    last = metrics[-3:]
-    val_rising = last[0]["val_loss"] < last[1]["val_loss"] < last[2]["val_loss"]
-    train_falling = last[0]["train_loss"] > last[1]["train_loss"] > last[2]["train_loss"]
-    if val_rising and train_falling:
-        return (
-            "Validation loss has risen for two epochs while training loss kept falling: the model is starting to "
-            "memorize its training images (overfitting). More data or augmentation, dropout, weight decay or early "
-            "stopping help."
-        )
-    return None
+    found = diagnose(metrics, classes=2, lr=0.0, optimizer="") if metrics else ()
+    return next((d.text for d in found if d.kind == "overfitting"), None)
 
 
 def timelapse_view(run_id: str) -> None:
     """The probe image through training: first-layer filters, one layer's maps, Grad-CAM and the probabilities at
     every epoch, scrubbed with a slider."""
     frames = read_timelapse(run_id)
+    if len(frames) < 2 and get_run(run_id).status in FINISHED:  # epoch 0 alone: no epoch finished
+        st.caption("No time-lapse: the run ended before its first epoch finished.")
+        return
     if not frames:
         st.caption("The time-lapse appears after the first epoch.")
         return
@@ -482,7 +502,7 @@ def results_view(run_id: str) -> None:
     wrong validation images."""
     results = read_results(run_id)
     if results is None:
-        st.caption("Results appear when the run finishes.")
+        st.caption(_no_results(get_run(run_id), len(read_metrics(run_id))))
         return
     names = list(results["class_names"])
     labels, probabilities = results["labels"], results["probabilities"]
@@ -523,6 +543,24 @@ def results_view(run_id: str) -> None:
         worst = wrong[confidence.argsort(descending=True)][:8].tolist()
         st.markdown("**Most confidently wrong**")
         _cell_images(run_id, worst, probabilities, names, with_truth=labels)
+
+
+def _no_results(run: Run, epochs: int) -> str:
+    """Why a run has no results, and what to do."""
+    if run.status in ("queued", "running"):
+        return "Results appear when the run finishes."
+    again = "Start a new run (New run, above)"
+    if run.status == "stopped" and not epochs:
+        return f"Stopped before the first epoch finished: no results. {again} and let it finish at least one epoch."
+    if run.status == "stopped":
+        return (
+            f"Stopped after {epochs} epoch{'s' * (epochs != 1)}; its results were skipped (they did not fit in the "
+            f"2 s after Stop). Its best checkpoint opens in the other pages; for the results here, {again[0].lower()}"
+            f"{again[1:]} and let it finish."
+        )
+    if run.status == "failed":
+        return f"No results: the run failed ({run.message.rstrip('.')}). {again} with what the message suggests."
+    return f"No results: the run had no validation images to test on. {again} with a validation share above zero."
 
 
 def _cell_images(run_id: str, indices: list[int], probabilities: Tensor, names: list[str], with_truth=None) -> None:
