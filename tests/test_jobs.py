@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 from cnn_explorer import data, jobs, runner, runs, zoo
 from cnn_explorer.runspec import DataSpec, LayerSpec, ModelSpec, RunSpec, Settings
@@ -384,3 +385,79 @@ def test_the_machines_cpu_time_counts_this_process():
         pass
     spent = time.process_time() - own_before
     assert jobs._machine_cpu_seconds() - before >= spent - 0.05  # ticks are 10 ms
+
+
+# ── diagnostics of a run that went wrong ────────────────────────────────────────────────────────────────────────
+
+
+def _executed(spec: RunSpec) -> runner.Outcome:
+    run = runs.create_run(spec)
+    assert runs.claim_run(run.id, os.getpid())
+    return runner.execute(run.id)
+
+
+def test_sgd_at_a_learning_rate_of_1e4_ends_done_saying_the_rate_is_far_too_high():
+    spec = replace(TINY, name="too fast", settings=Settings(epochs=2, batch_size=16, lr=1e4, optimizer="sgd"))
+    outcome = _executed(spec)
+    run = runs.get_run(outcome.run_id)
+    assert run.status == "done"  # finite all along: no NaN stopped it
+    assert "the learning rate 1e4 is far too high for SGD. Try 0.01 or lower." in run.message
+    first = runs.read_metrics(run.id)[0]
+    assert run.message.startswith(f"The loss grew from {first['first_loss']:.2g} to ")
+    assert "Validation accuracy stayed at chance" in run.message
+    card = zoo.load_model(run.model_name).card
+    assert "**What went wrong in training**" in card
+    assert "- The loss grew from" in card and "*Try 0.01 or lower.*" in card
+    assert "Run:** done\n" in card  # the sentences are listed once, not repeated in the run's line
+
+
+def test_a_healthy_run_ends_with_an_empty_message():
+    spec = replace(
+        TINY,
+        name="healthy",
+        data=DataSpec(kind="shapes", size=16, count=1000, val_split=0.2, fresh=False),
+        settings=Settings(epochs=4, batch_size=32, lr=3e-3),
+    )
+    outcome = _executed(spec)
+    assert outcome.status == "done" and outcome.message == ""
+    assert outcome.best.val_accuracy > 0.1 + 0.064  # above chance: 10 %, ± 6.4 % on 200 images
+
+
+class _Biased(nn.Module):
+    """A conv of 4 channels, two of them biased to -100 (never positive), then a linear of 3 features, one biased
+    to -100: 2 of 4 and 1 of 3 ReLU units are dead on any input in [0, 1]."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.relu = nn.ReLU()
+        self.flatten = nn.Flatten()
+        self.fc = nn.Linear(4 * 2 * 2, 3)
+        self.relu_fc = nn.ReLU()
+        with torch.no_grad():
+            self.conv.weight.fill_(0.1)
+            self.conv.bias.copy_(torch.tensor([-100.0, 0.0, -100.0, 0.5]))
+            self.fc.weight.fill_(0.01)
+            self.fc.bias.copy_(torch.tensor([0.5, -100.0, 0.5]))
+
+    def forward(self, x):
+        return self.relu_fc(self.fc(self.flatten(self.relu(self.conv(x)))))
+
+
+def test_dead_relus_counts_the_units_never_active_on_the_images():
+    model = zoo.LoadedModel(
+        name="biased",
+        module=_Biased().eval(),
+        input_size=(1, 4, 4),
+        class_names=("a", "b", "c"),
+        preprocess=None,
+        summary="",
+        card="",
+    )
+    images = torch.utils.data.TensorDataset(torch.rand(70, 1, 4, 4), torch.zeros(70, dtype=torch.long))
+    counts = runner.dead_relus(model, images, batch_size=16)
+    assert counts == {"relu": [2, 4], "relu_fc": [1, 3]}
+    # The channel of bias 0 fires on a positive patch only: on all-zero images it is dead too.
+    zeros = torch.utils.data.TensorDataset(torch.zeros(5, 1, 4, 4), torch.zeros(5, dtype=torch.long))
+    assert runner.dead_relus(model, zeros) == {"relu": [3, 4], "relu_fc": [1, 3]}
+    assert not model.module._forward_hooks and not model.module.relu._forward_hooks  # hooks removed

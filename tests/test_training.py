@@ -339,3 +339,39 @@ def test_sgd_ignores_beta2():
     parameter = nn.Parameter(torch.zeros(2))
     optimizer = OPTIMIZERS["sgd"]([parameter], 0.1, 0.0, 0.9)
     assert optimizer.param_groups[0]["momentum"] == 0.9 and "betas" not in optimizer.param_groups[0]
+
+
+# ── what the run records for its diagnostics ────────────────────────────────────────────────────────────────────
+
+
+def test_the_gradient_norms_of_each_epoch_are_torchs_own_on_its_last_batch():
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 2))
+    reference = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 2))
+    reference.load_state_dict(module.state_dict())
+    data = _separable(32)
+    # One batch per epoch and a learning rate of 0: the last batch is the whole set, the weights never move.
+    (result,) = fit(module, lambda epoch: data, TrainConfig(epochs=1, batch_size=32, lr=0.0, optimizer="sgd")).history
+    x, y = data.tensors
+    nn.functional.cross_entropy(reference(x), y).backward()
+    expected = {
+        layer: torch.cat(
+            [reference.get_submodule(layer).weight.grad.flatten(), reference.get_submodule(layer).bias.grad]
+        )
+        .norm()
+        .item()
+        for layer in ("0", "2")
+    }
+    assert list(result.grad_norms) == ["0", "2"]
+    for layer, norm in expected.items():
+        assert result.grad_norms[layer] == pytest.approx(norm, rel=1e-5)
+    assert result.first_loss == pytest.approx(nn.functional.cross_entropy(reference(x), y).item(), rel=1e-6)
+    assert result.peak_loss == result.first_loss  # one batch
+
+
+def test_frozen_layers_have_no_gradient_norm():
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 2))
+    module[0].requires_grad_(False)
+    (result,) = fit(module, lambda epoch: _separable(32), TrainConfig(epochs=1, batch_size=16)).history
+    assert list(result.grad_norms) == ["2"]
