@@ -55,7 +55,9 @@ from cnn_explorer.runspec import LAYER_TYPES, DataSpec, LayerSpec, ModelSpec, Ru
 from cnn_explorer.ui.core import _UPLOAD_MB, _model_label, cached_model
 from cnn_explorer.zoo import available_models, model_entry
 
-_LEARNING_RATES = (1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 5e-3, 7e-3, 1e-2, 2e-2, 3e-2, 0.1)  # every preset's among them
+# Every preset's rate among them, and rates far too high (1, 10), so a class can see what divergence looks like and
+# read what the run's diagnostics say about it.
+_LEARNING_RATES = (1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 5e-3, 7e-3, 1e-2, 2e-2, 3e-2, 0.1, 0.3, 1.0, 10.0)
 _BATCH_SIZES = (8, 16, 32, 64, 128, 256)
 _WEIGHT_DECAYS = (0.0, 1e-5, 1e-4, 1e-3, 1e-2, 0.02, 0.05, 0.1)
 #: The columns of the stack editor that mean something for each layer type (the others are left empty).
