@@ -398,12 +398,12 @@ class TopImages:
             return None
         if self.activating == 0:
             return (
-                f"No image of the {self.searched} activates this channel: every mean activation is below zero, so "
-                "these are the least negative, the ones that switch it off least."
+                f"No image of the {self.searched} activates this channel on average over its map (every mean is "
+                "below zero): these are the least negative, the ones that switch it off least."
             )
         return (
-            f"Only {self.activating} of the {self.searched} images activate this channel (a mean activation above "
-            f"zero); the other {len(self.indices) - self.activating} shown are the least negative."
+            f"Only {self.activating} of the {self.searched} images activate this channel on average over its map "
+            f"(a mean above zero); the other {len(self.indices) - self.activating} shown are the least negative."
         )
 
 

@@ -131,14 +131,14 @@ def test_the_top_images_say_when_they_do_not_activate_the_channel() -> None:
     assert none_active.indices == (4, 1, 7, 3, 9, 0, 11, 6, 8)  # the least negative first
     assert (none_active.activating, none_active.searched) == (0, 12)
     assert none_active.note == (
-        "No image of the 12 activates this channel: every mean activation is below zero, so these are the least "
-        "negative, the ones that switch it off least."
+        "No image of the 12 activates this channel on average over its map (every mean is below zero): these are "
+        "the least negative, the ones that switch it off least."
     )
     some = top_images(scores, 1)
     assert some.indices[:4] == (10, 3, 7, 1) and some.activating == 4  # 0.0 is not an activation
     assert some.note == (
-        "Only 4 of the 12 images activate this channel (a mean activation above zero); the other 5 shown are the "
-        "least negative."
+        "Only 4 of the 12 images activate this channel on average over its map (a mean above zero); the other 5 "
+        "shown are the least negative."
     )
     assert top_images(scores, 2).note is None
     assert top_images(scores, 1, k=4).note is None  # the four shown all activate it
