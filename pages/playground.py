@@ -51,7 +51,7 @@ VIEWS = {
         "What a filter wants to see",
         "Start from noise and change the pixels, step by step, so that one channel responds as strongly as it can: "
         "the picture that comes out is what the channel looks for. Beside it, the images of a built-in collection "
-        "that excite the same channel most.",
+        "on which the same channel is highest.",
         ui.filter_view,
     ),
 }

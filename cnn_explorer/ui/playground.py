@@ -236,32 +236,39 @@ def kernel_editor(preset: KernelPreset, size: int, key: str) -> Tensor | None:
     return torch.tensor(values, dtype=torch.float32)
 
 
-def _follow_the_window(digest: str, geometry: tuple[tuple[int, int, int, int, int], ...]) -> None:
-    """Keep the step's window on the same place of the image when the kernel, stride, padding, dilation or image
-    size change (its row and column mapped by :func:`~cnn_explorer.playground.follow_position`), and start a new
-    image on the default position: a position chosen for another image means nothing on this one.
+_Axis = tuple[int, int, int, int, int]  # (input side, kernel, stride, padding, dilation) along one side
 
-    Args:
-        digest: The image's digest.
-        geometry: ``(side, kernel, stride, padding, dilation)`` along the rows, then along the columns.
+
+def _step_inputs(digest: str, geometry: tuple[_Axis, _Axis], outputs: tuple[int, int]) -> tuple[list[str], list[int]]:
+    """The keys and defaults of the step's row and column inputs: the window stays on the same place of the image
+    when the kernel, stride, padding, dilation or image size change, and starts on the centre of a new image.
+
+    The anchor is the position the person last chose with the settings it was chosen under (a new image's centre
+    until they choose); every other setting gets the position that covers the same pixels
+    (:func:`~cnn_explorer.playground.follow_position`). Each image and setting has inputs of its own: the browser
+    sends back the value it last showed, and after a rerun cut short by the next click that is the old settings'
+    value, which must not be read as a choice under the new ones.
     """
-    before = st.session_state.get("conv_geometry")
-    st.session_state["conv_geometry"] = (digest, geometry)
-    if before is None or before == (digest, geometry):
-        return
-    if before[0] != digest:
-        for key in ("conv_row", "conv_col"):
-            st.session_state.pop(key, None)
-        return
-    for key, old, new in zip(("conv_row", "conv_col"), before[1], geometry, strict=True):
-        if (index := st.session_state.get(key)) is not None:
-            st.session_state[key] = follow_position(index, old, new)
+    anchor = st.session_state.get("conv_anchor")
+    if anchor is None or anchor[0] != digest:
+        anchor = (digest, tuple((axis, count // 2) for axis, count in zip(geometry, outputs, strict=True)))
+        st.session_state["conv_anchor"] = anchor
+    defaults = [follow_position(index, old, new) for (old, index), new in zip(anchor[1], geometry, strict=True)]
+    tag = "_".join(str(number) for axis in geometry for number in axis)
+    return [f"conv_{side}_{digest[:16]}_{tag}" for side in ("row", "col")], defaults
 
 
-def _advance(rows: int, cols: int) -> None:
+def _anchor_step(digest: str, geometry: tuple[_Axis, _Axis], position: tuple[int, int], defaults: list[int]) -> None:
+    """Remember a position the person chose (one that is not the default the anchor gave) as the new anchor."""
+    if list(position) != defaults:
+        st.session_state["conv_anchor"] = (digest, tuple(zip(geometry, position, strict=True)))
+
+
+def _advance(rows: int, cols: int, keys: list[str]) -> None:
     """Move the sliding window one position on, left to right, then the next row (and back to the start)."""
-    index = (st.session_state.get("conv_row", 0) * cols + st.session_state.get("conv_col", 0) + 1) % (rows * cols)
-    st.session_state["conv_row"], st.session_state["conv_col"] = divmod(index, cols)
+    row_key, col_key = keys
+    index = (st.session_state.get(row_key, 0) * cols + st.session_state.get(col_key, 0) + 1) % (rows * cols)
+    st.session_state[row_key], st.session_state[col_key] = divmod(index, cols)
 
 
 def _output_caption(output: Tensor, shown: render.ColouredMap) -> str:
@@ -328,7 +335,8 @@ def convolution_view(model: LoadedModel | None, image: Image.Image, digest: str)
         )
 
     rows, cols = output.shape[-2:]
-    _follow_the_window(digest, tuple((side, size, stride, padding, dilation) for side in picture.shape[-2:]))
+    geometry = tuple((side, size, stride, padding, dilation) for side in picture.shape[-2:])
+    keys, defaults = _step_inputs(digest, geometry, (rows, cols))
     channel = 0
     step_col, channel_col, row_col, col_col = st.columns([1.2, 1, 1, 1], vertical_alignment="bottom")
     if picture.shape[0] == 3:
@@ -337,11 +345,12 @@ def convolution_view(model: LoadedModel | None, image: Image.Image, digest: str)
         )
         channel = channel or 0
     with row_col:
-        row = bounded_number(f"Output row (0…{rows - 1})", rows - 1, "conv_row", default=rows // 2)
+        row = bounded_number(f"Output row (0…{rows - 1})", rows - 1, keys[0], default=defaults[0])
     with col_col:
-        col = bounded_number(f"Output column (0…{cols - 1})", cols - 1, "conv_col", default=cols // 2)
+        col = bounded_number(f"Output column (0…{cols - 1})", cols - 1, keys[1], default=defaults[1])
+    _anchor_step(digest, geometry, (row, col), defaults)
     step_col.button(
-        "Next position", key="conv_next", icon=":material/arrow_forward:", on_click=_advance, args=(rows, cols)
+        "Next position", key="conv_next", icon=":material/arrow_forward:", on_click=_advance, args=(rows, cols, keys)
     )
     step = conv_step(picture, kernel, settings, row, col, channel)
 
@@ -700,7 +709,7 @@ def filter_view(model: LoadedModel, image: Image.Image, digest: str) -> None:
                 width=420,
             )
     with favourites:
-        st.markdown(f"**The {_TOP_IMAGES} {DATASETS[collection].name.lower()} that excite it most**")
+        st.markdown(f"**The {_TOP_IMAGES} {DATASETS[collection].name.lower()} with its highest mean activation**")
         scores = computed(
             scores_key,
             f"Running {DATASETS[collection].name.lower()} through {layer}",

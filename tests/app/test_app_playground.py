@@ -56,6 +56,16 @@ def _captions(at: AppTest) -> list[str]:
     return [str(c.value) for c in at.caption]
 
 
+def _step_input(at: AppTest, side: str):
+    """The step's "Output row" or "Output column" input (its key names the image and settings it belongs to)."""
+    (found,) = [n for n in at.number_input if str(n.label).startswith(f"Output {side} (")]
+    return found
+
+
+def _position(at: AppTest) -> tuple[int, int]:
+    return _step_input(at, "row").value, _step_input(at, "column").value
+
+
 def _output_caption(output: torch.Tensor) -> str:
     return f"{output.shape[-1]}×{output.shape[-2]} output, values {float(output.min()):.3g} … {float(output.max()):.3g}"
 
@@ -107,7 +117,7 @@ def test_stride_padding_dilation_and_one_step(app: AppTest) -> None:
     assert any(rf"\frac{{{n} + 2 \cdot 2 - 2 \cdot (3 - 1) - 1}}{{2}}" in text for text in latex), latex
     assert any(text.endswith(f"= {output.shape[-2]}") for text in latex), (latex, output.shape)
 
-    row, col = at.number_input(key="conv_row").value, at.number_input(key="conv_col").value
+    row, col = _position(at)
     at.segmented_control(key="conv_channel").set_value(2).run()
     step = conv_step(picture, kernel, settings, row, col, channel=2)
     assert any(f"Sum of the 9 products: **{step.value:.6g}**" in str(m.value) for m in at.markdown)
@@ -115,7 +125,7 @@ def test_stride_padding_dilation_and_one_step(app: AppTest) -> None:
     _assert_clean(at)
     rows, cols = output.shape[-2:]
     expected = divmod((row * cols + col + 1) % (rows * cols), cols)  # left to right, then the next row, then over
-    assert (at.number_input(key="conv_row").value, at.number_input(key="conv_col").value) == expected
+    assert _position(at) == expected
 
 
 def test_a_kernel_that_does_not_fit_is_explained(app: AppTest) -> None:
@@ -151,31 +161,31 @@ def test_a_stride_change_keeps_the_step_window_on_the_same_pixel(app: AppTest) -
     at = _view(_open(app, PLAYGROUND), "convolution")
     at.sidebar.selectbox(key="sample").select("cat").run()  # 256×170 at "≤ 256 px"
     assert image_tensor(_image(at), "grey", 256).shape == (1, 170, 256)
-    at.number_input(key="conv_row").set_value(60)
-    at.number_input(key="conv_col").set_value(100).run()  # the 3×3 window over rows 60…62, columns 100…102
+    _step_input(at, "row").set_value(60)
+    _step_input(at, "column").set_value(100).run()  # the 3×3 window over rows 60…62, columns 100…102
     at.slider(key="conv_stride").set_value(4).run()
     _assert_clean(at)
     # Centred on row 61, column 101: at stride 4, output (15, 25) covers rows 60…62 and columns 100…102 again.
     # (The old page clamped 60 and 100 into the 42×64 output: (41, 63), the bottom-right corner.)
-    assert (at.number_input(key="conv_row").value, at.number_input(key="conv_col").value) == (15, 25)
+    assert _position(at) == (15, 25)
     at.slider(key="conv_stride").set_value(1).run()  # and back where it was
-    assert (at.number_input(key="conv_row").value, at.number_input(key="conv_col").value) == (60, 100)
+    assert _position(at) == (60, 100)
     at.slider(key="conv_padding").set_value(2).run()  # the same pixels now sit 2 further into the padded image
-    assert (at.number_input(key="conv_row").value, at.number_input(key="conv_col").value) == (62, 102)  # 62 − 2 + 1
+    assert _position(at) == (62, 102)  # 62 − 2 + 1
     _assert_clean(at)
 
 
 def test_a_new_image_or_model_starts_the_playground_s_choices_on_their_defaults(app: AppTest) -> None:
     at = _view(_open(app, PLAYGROUND), "convolution")
-    at.number_input(key="conv_row").set_value(3)
-    at.number_input(key="conv_col").set_value(5).run()
+    _step_input(at, "row").set_value(3)
+    _step_input(at, "column").set_value(5).run()
     at.sidebar.selectbox(key="sample").select("cat").run()  # a new image: the window starts on its centre
     _assert_clean(at)
     rows, cols = convolve(image_tensor(_image(at), "grey", 256), KERNELS["identity"].kernel(3)).shape[-2:]
-    assert (at.number_input(key="conv_row").value, at.number_input(key="conv_col").value) == (rows // 2, cols // 2)
-    at.number_input(key="conv_row").set_value(7).run()  # a choice for this image stays while the image does
+    assert _position(at) == (rows // 2, cols // 2)
+    _step_input(at, "row").set_value(7).run()  # a choice for this image stays while the image does
     at.selectbox(key="conv_preset").select("sobel_x").run()
-    assert at.number_input(key="conv_row").value == 7
+    assert _step_input(at, "row").value == 7
 
     _view(at, "filters")
     at.number_input(key="fv_channel_tinyvgg-shapes").set_value(7).run()
