@@ -381,16 +381,44 @@ class TopImages:
         channel: The channel.
         indices: Positions in the image list, strongest first.
         scores: The channel's mean activation for each.
+        activating: How many images of the whole list activate the channel (a mean activation above zero).
+        searched: How many images were searched.
     """
 
     channel: int
     indices: tuple[int, ...]
     scores: tuple[float, ...]
+    activating: int = 0
+    searched: int = 0
+
+    @property
+    def note(self) -> str | None:
+        """What the images shown are when some of them do not activate the channel at all; None when all do."""
+        if self.activating >= len(self.indices):
+            return None
+        if self.activating == 0:
+            return (
+                f"No image of the {self.searched} activates this channel on average over its map (every mean is "
+                "below zero): these are the least negative, the ones that switch it off least."
+            )
+        return (
+            f"Only {self.activating} of the {self.searched} images activate this channel on average over its map "
+            f"(a mean above zero); the other {len(self.indices) - self.activating} shown are the least negative."
+        )
 
 
 def top_images(scores: Tensor, channel: int, k: int = 9) -> TopImages:
-    """The ``k`` images with the largest ``scores[:, channel]`` (from :func:`channel_scores`), strongest first."""
+    """The ``k`` images with the largest ``scores[:, channel]`` (from :func:`channel_scores`), strongest first, and
+    how many of all the images activate the channel at all (a channel before its ReLU is often negative on every
+    image; then the "top" images are only the least negative, and :attr:`TopImages.note` says so)."""
     if scores.dim() != 2 or not 0 <= channel < scores.shape[1]:
         raise ValueError(f"Channel {channel} is not a column of scores shaped {tuple(scores.shape)}.")
-    values, indices = scores[:, channel].topk(min(k, scores.shape[0]))
-    return TopImages(channel, tuple(int(i) for i in indices), tuple(float(v) for v in values))
+    column = scores[:, channel]
+    values, indices = column.topk(min(k, scores.shape[0]))
+    return TopImages(
+        channel,
+        tuple(int(i) for i in indices),
+        tuple(float(v) for v in values),
+        activating=int((column > 0).sum()),
+        searched=scores.shape[0],
+    )

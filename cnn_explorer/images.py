@@ -258,7 +258,7 @@ def _unidentified_message(data: bytes) -> str:
         accept = Image.OPEN.get(image_format, (None, None))[1]
         if accept is not None and _accepts(accept, prefix):
             return _DAMAGED
-    return f"This file is not an image Pillow can read. Upload a {_ACCEPTED_TEXT} file."
+    return f"This file is not an image the app can read. Upload a {_ACCEPTED_TEXT} file."
 
 
 def _accepts(accept: Callable[[bytes], bool | str], prefix: bytes) -> bool:

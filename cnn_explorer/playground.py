@@ -49,11 +49,13 @@ __all__ = [
     "conv_step",
     "convolve",
     "default_translation_layer",
+    "follow_position",
     "gradient_flow",
     "image_tensor",
     "output_size",
     "pad",
     "pool",
+    "relative_change",
     "size_formula",
     "spatial_layers",
     "translation_effect",
@@ -393,6 +395,30 @@ class ConvStep:
         return self.top, self.left, self.top + span, self.left + span
 
 
+def follow_position(
+    index: int,
+    before: tuple[int, int, int, int, int],
+    after: tuple[int, int, int, int, int],
+) -> int:
+    """The output index, along one side, whose window covers the same place of the image after the settings changed.
+
+    The window at output index ``i`` is centred on the input coordinate ``i·s − p + d(k − 1)/2``; that coordinate is
+    carried over (scaled when the image's side changed) and the nearest index under the new settings whose window
+    is centred there is returned, clamped to the new output.
+
+    Args:
+        index: The output index under ``before``.
+        before: ``(input side, kernel, stride, padding, dilation)`` the index was chosen under.
+        after: The same, now.
+    """
+    n0, k0, s0, p0, d0 = before
+    n1, k1, s1, p1, d1 = after
+    centre = index * s0 - p0 + d0 * (k0 - 1) / 2  # in input pixels of the old image
+    centre = (centre + 0.5) * n1 / n0 - 0.5  # pixel centres line up when the side changed
+    nearest = math.floor((centre + p1 - d1 * (k1 - 1) / 2) / s1 + 0.5)
+    return min(max(nearest, 0), max(output_size(n1, k1, s1, p1, d1), 1) - 1)
+
+
 def conv_step(
     image: Tensor,
     kernel: Tensor | Sequence[Sequence[float]],
@@ -503,7 +529,7 @@ class TranslationEffect:
     Attributes:
         layer: The layer.
         shifts: Pixels the image moved to the right, ``0, 1, …``.
-        maps_change: ``‖A(shift) − A(0)‖ / ‖A(0)‖`` of the layer's maps, one per shift.
+        maps_change: :func:`relative_change` of the layer's maps, unshifted → shifted, one per shift (in 0 … 1).
         pooled_change: The same for the pooled maps.
         kind: The pooling used.
         window: Its window.
@@ -530,7 +556,7 @@ def translation_effect(
     max_shift: int = 8,
 ) -> TranslationEffect:
     """Shift the input 0…``max_shift`` pixels to the right and compare each shifted image's maps at ``layer`` with
-    the unshifted ones, as they are and after pooling (relative L2 change, over all channels).
+    the unshifted ones, as they are and after pooling (:func:`relative_change`, over all channels).
 
     A convolution moves its maps along with the image (equivariance), so they differ position by position; pooling
     keeps only the strongest (or mean) value per block, which barely changes while the pattern stays inside its
@@ -567,10 +593,23 @@ def translation_effect(
     )
 
 
+def relative_change(before: Tensor, after: Tensor) -> float:
+    """How much ``after`` differs from ``before``, from 0 (identical) to 1: ``‖after − before‖ / (‖before‖ +
+    ‖after‖)``, norms over all values.
+
+    Divided by the sum of both sizes, not by ``‖before‖`` alone, so it never exceeds 1 (triangle inequality) and
+    reads as a share: 1 only when one is a negative multiple of the other (or exactly one is all zeros), and
+    1/√2 ≈ 71 % for two equally strong patterns in entirely different places. Two all-zero maps have changed by 0.
+    """
+    if before.shape != after.shape:
+        raise ValueError(f"Compare maps of the same shape; got {tuple(before.shape)} and {tuple(after.shape)}.")
+    before, after = before.double(), after.double()
+    scale = float(before.norm() + after.norm())
+    return float((after - before).norm()) / scale if scale > 0 else 0.0
+
+
 def _relative_change(batch: Tensor) -> tuple[float, ...]:
-    reference = batch[0]
-    scale = float(reference.norm()) or 1.0
-    return tuple(float((item - reference).norm()) / scale for item in batch)
+    return tuple(relative_change(batch[0], item) for item in batch)
 
 
 # ── activations ─────────────────────────────────────────────────────────────────────────────────────────────────

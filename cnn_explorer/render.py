@@ -1150,6 +1150,10 @@ def window_zoom(
     return picture
 
 
+_CURVE_WIDEST, _CURVE_NARROWING, _CURVE_NARROWEST = 4.2, 0.7, 1.6  # line widths (points) of overlaid curves
+_CURVE_DASHES = ("-", (0, (4, 1.5)), "-", (0, (6, 1.5, 1, 1.5)), (0, (1.5, 1)))
+
+
 def activation_figure(x: Tensor | np.ndarray, curves: Mapping[str, tuple[Tensor, Tensor]]) -> Figure:
     """Activation functions (left) and their derivatives (right) over the same inputs ``x``.
 
@@ -1160,9 +1164,17 @@ def activation_figure(x: Tensor | np.ndarray, curves: Mapping[str, tuple[Tensor,
     xs = _numpy(x).ravel()
     fig = Figure(figsize=(8, 3), layout="constrained")
     values, slopes = fig.subplots(1, 2, sharex=True)
-    for name, (y, dy) in curves.items():
-        values.plot(xs, _numpy(y).ravel(), label=name, linewidth=1.8)
-        slopes.plot(xs, _numpy(dy).ravel(), label=name, linewidth=1.8)
+    for order, (name, (y, dy)) in enumerate(curves.items()):
+        # Curves coincide (ReLU, LeakyReLU and GELU for x > 0): each later one is drawn narrower and in its own dash
+        # pattern on top of the earlier ones, so every curve shows beside and through those drawn over it.
+        style = {
+            "label": name,
+            "linewidth": max(_CURVE_WIDEST - _CURVE_NARROWING * order, _CURVE_NARROWEST),
+            "linestyle": _CURVE_DASHES[order % len(_CURVE_DASHES)],
+            "zorder": 2 + order,
+        }
+        values.plot(xs, _numpy(y).ravel(), **style)
+        slopes.plot(xs, _numpy(dy).ravel(), **style)
     for ax, title in ((values, "f(x)"), (slopes, "f′(x), by autograd")):
         ax.axhline(0, color="#94a3b8", linewidth=0.8)
         ax.axvline(0, color="#94a3b8", linewidth=0.8)

@@ -51,23 +51,30 @@ VIEWS = {
         "What a filter wants to see",
         "Start from noise and change the pixels, step by step, so that one channel responds as strongly as it can: "
         "the picture that comes out is what the channel looks for. Beside it, the images of a built-in collection "
-        "that excite the same channel most.",
+        "on which the same channel is highest.",
         ui.filter_view,
     ),
 }
 
-model, image, digest = ui.require_selection()
+MODEL_VIEWS = ("sharing", "filters")  # read a trained network's layers; the others work without a model
+
+model, image, digest = ui.playground_selection()  # model is None when the sidebar's could not be loaded
 st.title("Playground")
 st.caption(
-    f"The pieces a CNN is built from, one at a time, on your image and on {model.name}. Every number on this page is "
-    "computed, not illustrated."
+    "The pieces a CNN is built from, one at a time, on your image"
+    + (f" and on {model.name}" if model is not None else "")
+    + ". Every number on this page is computed, not illustrated."
 )
+if model is None:
+    ui.without_model_note()
 view = st.segmented_control(
     "View", list(VIEWS), default="convolution", format_func=lambda key: VIEWS[key].title, key="playground_view"
 )
 view = view or "convolution"  # clicking the chosen view again clears it
 st.subheader(VIEWS[view].title)
 st.markdown(VIEWS[view].intro)
-if view in ("sharing", "filters"):
+if view in MODEL_VIEWS:
+    if model is None:
+        st.stop()  # the note above says why and what to do
     ui.require_view(model, "feature_maps")  # a TorchScript model's layers cannot be read
 VIEWS[view].show(model, image, digest)

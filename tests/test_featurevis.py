@@ -121,6 +121,29 @@ def test_channel_scores_and_the_top_images(tinyvgg: LoadedModel) -> None:
     _untouched(tinyvgg)
 
 
+def test_the_top_images_say_when_they_do_not_activate_the_channel() -> None:
+    # Twelve images, three hand-built channels: never active, active on four images, active on every image.
+    never = [-0.5, -0.1, -2.0, -0.3, -0.05, -1.0, -0.7, -0.2, -0.9, -0.4, -3.0, -0.6]
+    four = [-1.0, 0.2, -0.5, 1.5, -0.3, 0.0, -2.0, 0.7, -0.1, -0.4, 3.0, -0.8]
+    always = [value + 4.0 for value in never]
+    scores = torch.tensor([never, four, always]).T
+    none_active = top_images(scores, 0)
+    assert none_active.indices == (4, 1, 7, 3, 9, 0, 11, 6, 8)  # the least negative first
+    assert (none_active.activating, none_active.searched) == (0, 12)
+    assert none_active.note == (
+        "No image of the 12 activates this channel on average over its map (every mean is below zero): these are "
+        "the least negative, the ones that switch it off least."
+    )
+    some = top_images(scores, 1)
+    assert some.indices[:4] == (10, 3, 7, 1) and some.activating == 4  # 0.0 is not an activation
+    assert some.note == (
+        "Only 4 of the 12 images activate this channel on average over its map (a mean above zero); the other 5 "
+        "shown are the least negative."
+    )
+    assert top_images(scores, 2).note is None
+    assert top_images(scores, 1, k=4).note is None  # the four shown all activate it
+
+
 def test_the_image_collections() -> None:
     assert [image.size for image in dataset_images("shapes", 3)] == [(64, 64)] * 3
     assert [image.size for image in dataset_images("digits", 2)] == [(8, 8)] * 2

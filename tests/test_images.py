@@ -31,7 +31,7 @@ from cnn_explorer.images import (
     sample_bytes,
 )
 
-NOT_AN_IMAGE = r"This file is not an image Pillow can read\. Upload a PNG, JPEG, WebP, BMP, GIF or TIFF file\."
+NOT_AN_IMAGE = r"This file is not an image the app can read\. Upload a PNG, JPEG, WebP, BMP, GIF or TIFF file\."
 DAMAGED = "The image file is damaged or incomplete"
 
 

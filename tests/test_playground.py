@@ -26,10 +26,12 @@ from cnn_explorer.playground import (
     conv_step,
     convolve,
     default_translation_layer,
+    follow_position,
     gradient_flow,
     image_tensor,
     pad,
     pool,
+    relative_change,
     size_formula,
     spatial_layers,
     translation_effect,
@@ -281,12 +283,56 @@ def test_the_translation_demo_against_a_hand_computation(tinyvgg: LoadedModel) -
     for k in effect.shifts[1:]:
         shifted = torch.cat([x[..., :1].expand(-1, -1, -1, k), x[..., :-k]], dim=-1)  # left edge repeated
         maps = capture_activations(tinyvgg, shifted, [layer])[layer]
-        expected = float((maps - reference).norm() / reference.norm())
+        expected = float((maps - reference).norm() / (reference.norm() + maps.norm()))
         assert effect.maps_change[k] == pytest.approx(expected, rel=1e-5)
         pooled = F.max_pool2d(maps, 2)
-        expected_pooled = float((pooled - pooled_reference).norm() / pooled_reference.norm())
+        expected_pooled = float((pooled - pooled_reference).norm() / (pooled_reference.norm() + pooled.norm()))
         assert effect.pooled_change[k] == pytest.approx(expected_pooled, rel=1e-5)
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in tinyvgg.module.modules())
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "expected"),
+    [
+        ([1.0, 0.0], [1.0, 0.0], 0.0),  # unchanged
+        ([1.0, 0.0], [0.0, 1.0], 1 / math.sqrt(2)),  # the same pattern somewhere else: √2 / (1 + 1)
+        ([3.0, 4.0], [-3.0, -4.0], 1.0),  # the opposite: 10 / (5 + 5), the largest change there is
+        ([3.0, 4.0], [6.0, 8.0], 1 / 3),  # twice as strong: 5 / (5 + 10)
+        ([0.0, 0.0], [0.0, 2.0], 1.0),  # something from nothing
+        ([0.0, 0.0], [0.0, 0.0], 0.0),  # nothing stays nothing
+        ([[2.0, 0.0], [0.0, 0.0]], [[2.0, 1.0], [0.0, 0.0]], 1 / 4.2360679775),  # 1 / (2 + √5)
+    ],
+)
+def test_relative_change_by_hand_stays_within_0_and_1(before: list, after: list, expected: float) -> None:
+    assert relative_change(torch.tensor(before), torch.tensor(after)) == pytest.approx(expected, abs=1e-9)
+
+
+def test_relative_change_never_exceeds_one_where_the_old_measure_read_over_100_percent() -> None:
+    before, after = torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 1.2, 0.5])
+    assert float((after - before).norm() / before.norm()) == pytest.approx(math.sqrt(2.69))  # 164 %: unreadable
+    assert relative_change(before, after) == pytest.approx(math.sqrt(2.69) / (1 + 1.3))  # 71 %
+    with pytest.raises(ValueError, match="same shape"):
+        relative_change(before, torch.zeros(2))
+
+
+@pytest.mark.parametrize(
+    ("index", "before", "after", "expected"),
+    [
+        # (side, kernel, stride, padding, dilation). Index 100 at stride 1 covers pixels 100…102, centred on 101.
+        (100, (256, 3, 1, 0, 1), (256, 3, 2, 0, 1), 50),  # 50·2 + 1 = 101
+        (100, (256, 3, 1, 0, 1), (256, 3, 4, 0, 1), 25),  # 25·4 + 1 = 101 (the old page clamped to 63, the corner)
+        (25, (256, 3, 4, 0, 1), (256, 3, 1, 0, 1), 100),  # and back
+        (100, (256, 3, 1, 0, 1), (256, 3, 1, 2, 1), 102),  # 102 − 2 + 1 = 101
+        (100, (256, 3, 1, 0, 1), (256, 3, 1, 0, 2), 99),  # dilated taps 99, 101, 103: centred on 101
+        (100, (256, 3, 1, 0, 1), (256, 5, 1, 0, 1), 99),  # 5×5 over 99…103
+        (100, (256, 3, 1, 0, 1), (128, 3, 1, 0, 1), 49),  # pixel 101 of 256 is 50.25 of 128; 49 + 1 = 50
+        (3, (256, 3, 2, 0, 1), (256, 3, 4, 0, 1), 2),  # centre 7, halfway between 5 (index 1) and 9: half rounds up
+        (0, (256, 3, 1, 4, 1), (256, 3, 1, 0, 1), 0),  # a window on the padding stays at the edge
+        (126, (256, 3, 2, 0, 1), (256, 3, 4, 0, 1), 63),  # centre 253: the last window (63·4 + 1 = 253)
+    ],
+)
+def test_the_step_window_follows_the_same_pixel(index: int, before: tuple, after: tuple, expected: int) -> None:
+    assert follow_position(index, before, after) == expected
 
 
 def test_translation_layers_and_errors(tinyvgg: LoadedModel) -> None:

@@ -3,11 +3,13 @@
 import numpy as np
 import pytest
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from PIL import Image
 
 from cnn_explorer import render
-from cnn_explorer.playground import KERNELS
+from cnn_explorer.playground import ACTIVATIONS, KERNELS, activation_curve
 
 
 def test_pixels_image_is_the_rounded_pixels() -> None:
@@ -68,3 +70,23 @@ def test_the_figures() -> None:
     assert isinstance(render.activation_figure(x, {"ReLU": (x.relu(), (x > 0).float())}), Figure)
     assert isinstance(render.gradient_flow_figure({"ReLU": [1.0, 0.5], "Sigmoid": [1e-9, 0.1]}), Figure)
     assert isinstance(render.params_figure(["conv"], [280], [472_389_160]), Figure)
+
+
+def test_every_activation_curve_shows_where_they_coincide() -> None:
+    # For x > 0, ReLU, LeakyReLU and (nearly) GELU are the same line: each must still show pixels of its own colour.
+    x = torch.linspace(-5, 5, 401)
+    figure = render.activation_figure(x, {spec.name: activation_curve(key, x) for key, spec in ACTIVATIONS.items()})
+    FigureCanvasAgg(figure).draw()
+    pixels = np.asarray(figure.canvas.buffer_rgba())[..., :3].astype(int)
+    values = figure.axes[0]
+    box = values.get_window_extent()
+    (left, _), (right, _) = values.transData.transform([(1.0, 0.0), (5.0, 0.0)])
+    top = pixels.shape[0] - int(box.y1)
+    region = pixels[top : pixels.shape[0] - int(box.y0), int(left) : int(right)]  # f(x) for 1 ≤ x ≤ 5
+    shown = {
+        line.get_label(): int((np.abs(region - np.array(to_rgb(line.get_color())) * 255).sum(-1) < 30).sum())
+        for line in values.get_lines()
+        if line.get_label() in {spec.name for spec in ACTIVATIONS.values()}
+    }
+    assert set(shown) == {spec.name for spec in ACTIVATIONS.values()}
+    assert all(count >= 50 for count in shown.values()), shown  # ReLU had 0: LeakyReLU and GELU hid it

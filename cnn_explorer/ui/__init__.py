@@ -51,9 +51,11 @@ from cnn_explorer.ui.playground import (
     flip_search_result,
     gradcam_pair,
     kernel_editor,
+    playground_selection,
     pooling_view,
     request_button,
     weight_sharing_view,
+    without_model_note,
 )
 from cnn_explorer.ui.report import report_export
 from cnn_explorer.ui.sidebar import sidebar
@@ -123,6 +125,7 @@ __all__ = [
     "network_picture",
     "overfitting_note",
     "own_model_panel",
+    "playground_selection",
     "pooling_view",
     "report_export",
     "request_button",
@@ -148,4 +151,5 @@ __all__ = [
     "unavailable",
     "unit_position",
     "weight_sharing_view",
+    "without_model_note",
 ]

@@ -12,6 +12,7 @@ from cnn_explorer.ui.core import DEFAULT_MODEL
 from cnn_explorer.zoo import LoadedModel, model_entry
 
 _OWN_KINDS = {"state_dict": "state_dict", "torchscript": "TorchScript"}
+_MODEL_MB = user_models.MAX_BYTES // 2**20  # server.maxUploadSize in .streamlit/config.toml is the same 600
 _OWN_HELP = {
     "state_dict": "A file written by torch.save(model.state_dict(), path): only tensors, for an architecture below.",
     "torchscript": "A file written by torch.jit.save(torch.jit.script(model), path). Some views need a state_dict: "
@@ -28,9 +29,8 @@ def own_model_panel(current: str) -> None:
         )
         kind = kind or "state_dict"  # clicking the chosen kind again clears it
         form = st.session_state.setdefault("own_form", 0)  # a new number after each model added: empty uploaders
-        upload = st.file_uploader(
-            "Model file", key=f"own_file_{form}", max_upload_size=user_models.MAX_BYTES // 2**20, help=_OWN_HELP[kind]
-        )
+        upload = st.file_uploader("Model file", key=f"own_file_{form}", max_upload_size=_MODEL_MB, help=_OWN_HELP[kind])
+        st.html(upload_limit_style("own_file_", _MODEL_MB))
         if kind == "state_dict":
             st.selectbox(
                 "Architecture",
@@ -68,6 +68,19 @@ def own_model_panel(current: str) -> None:
             (st.success if level == "success" else st.error)(text)
         if model_entry(current).family == user_models.FAMILY:
             st.button(f"Remove {current}", key="own_remove", on_click=_remove_own_model, args=(current,))
+
+
+def upload_limit_style(key_prefix: str, megabytes: int) -> str:
+    """CSS that makes the file uploaders whose keys start with ``key_prefix`` state their limit in MB.
+
+    Streamlit's uploader writes any limit over 512 MB in whole GB: "1GB per file" for 600 MB. The dropzone's own text
+    is hidden and the true limit written in its place, in the same small type.
+    """
+    scope = f'[class*="st-key-{key_prefix}"] [data-testid="stFileUploaderDropzoneInstructions"] span'
+    return (
+        f"<style>{scope} {{font-size: 0}} "
+        f'{scope}::after {{content: "{megabytes} MB per file"; font-size: 14px; line-height: 1.6}}</style>'
+    )
 
 
 def _numbers(text: str, what: str) -> list[float] | None:

@@ -44,6 +44,7 @@ from cnn_explorer.playground import (
     conv_step,
     convolve,
     default_translation_layer,
+    follow_position,
     gradient_flow,
     image_tensor,
     pad,
@@ -54,7 +55,7 @@ from cnn_explorer.playground import (
     weight_sharing,
 )
 from cnn_explorer.robustness import ATTACKS, AttackResult, FlipSearch, attack, smallest_flip
-from cnn_explorer.ui.core import _results, cached_input
+from cnn_explorer.ui.core import _results, cached_input, require_selection, selection
 from cnn_explorer.ui.explain import explanation
 from cnn_explorer.ui.layers import _shape, bounded_number, cached_capture, cached_layer_table, grid_table
 from cnn_explorer.ui.own_model import unavailable
@@ -190,6 +191,35 @@ def request_button(label: str, keys: Sequence[tuple], widget_key: str, **kwargs)
         st.button(label, key=widget_key, on_click=requested.update, args=(list(keys),), **kwargs)
 
 
+# The page without a model -----------------------------------------------------------------------------------
+
+_NEEDS_A_MODEL = (
+    "Convolution, pooling of the image and the activation curves need no model and work below. The feature maps, "
+    "the shift demo, weight sharing and what a filter wants to see read a trained network's layers, so they wait "
+    "for a model that is available."
+)
+
+
+def playground_selection() -> tuple[LoadedModel | None, Image.Image, str]:
+    """The sidebar's model, image and image digest; unlike :func:`~cnn_explorer.ui.core.require_selection`, a model
+    that could not be loaded is None instead of stopping the page, since half of the Playground needs none."""
+    chosen = selection()
+    if chosen.model is None and chosen.image is not None:
+        return None, chosen.image, chosen.image_digest
+    return require_selection()
+
+
+def without_model_note() -> None:
+    """One line on the page when the sidebar's model is unavailable: which sections work and which need a model.
+    The sidebar already says why the model is missing and how to get it; this does not repeat it."""
+    name = st.session_state.get("model_name", "The chosen model")
+    st.info(f"**{name} is not available here** (the sidebar says how to get it). {_NEEDS_A_MODEL}")
+
+
+def _needs_a_model(what: str) -> None:
+    st.caption(f"{what} needs an available model: choose one in the sidebar.")
+
+
 # Convolution ----------------------------------------------------------------------------------------------------
 
 
@@ -206,10 +236,39 @@ def kernel_editor(preset: KernelPreset, size: int, key: str) -> Tensor | None:
     return torch.tensor(values, dtype=torch.float32)
 
 
-def _advance(rows: int, cols: int) -> None:
+_Axis = tuple[int, int, int, int, int]  # (input side, kernel, stride, padding, dilation) along one side
+
+
+def _step_inputs(digest: str, geometry: tuple[_Axis, _Axis], outputs: tuple[int, int]) -> tuple[list[str], list[int]]:
+    """The keys and defaults of the step's row and column inputs: the window stays on the same place of the image
+    when the kernel, stride, padding, dilation or image size change, and starts on the centre of a new image.
+
+    The anchor is the position the person last chose with the settings it was chosen under (a new image's centre
+    until they choose); every other setting gets the position that covers the same pixels
+    (:func:`~cnn_explorer.playground.follow_position`). Each image and setting has inputs of its own: the browser
+    sends back the value it last showed, and after a rerun cut short by the next click that is the old settings'
+    value, which must not be read as a choice under the new ones.
+    """
+    anchor = st.session_state.get("conv_anchor")
+    if anchor is None or anchor[0] != digest:
+        anchor = (digest, tuple((axis, count // 2) for axis, count in zip(geometry, outputs, strict=True)))
+        st.session_state["conv_anchor"] = anchor
+    defaults = [follow_position(index, old, new) for (old, index), new in zip(anchor[1], geometry, strict=True)]
+    tag = "_".join(str(number) for axis in geometry for number in axis)
+    return [f"conv_{side}_{digest[:16]}_{tag}" for side in ("row", "col")], defaults
+
+
+def _anchor_step(digest: str, geometry: tuple[_Axis, _Axis], position: tuple[int, int], defaults: list[int]) -> None:
+    """Remember a position the person chose (one that is not the default the anchor gave) as the new anchor."""
+    if list(position) != defaults:
+        st.session_state["conv_anchor"] = (digest, tuple(zip(geometry, position, strict=True)))
+
+
+def _advance(rows: int, cols: int, keys: list[str]) -> None:
     """Move the sliding window one position on, left to right, then the next row (and back to the start)."""
-    index = (st.session_state.get("conv_row", 0) * cols + st.session_state.get("conv_col", 0) + 1) % (rows * cols)
-    st.session_state["conv_row"], st.session_state["conv_col"] = divmod(index, cols)
+    row_key, col_key = keys
+    index = (st.session_state.get(row_key, 0) * cols + st.session_state.get(col_key, 0) + 1) % (rows * cols)
+    st.session_state[row_key], st.session_state[col_key] = divmod(index, cols)
 
 
 def _output_caption(output: Tensor, shown: render.ColouredMap) -> str:
@@ -222,7 +281,7 @@ def _output_caption(output: Tensor, shown: render.ColouredMap) -> str:
     return f"{size} · drawn around zero on ±{shown.vmax:.3g} ({zero})"
 
 
-def convolution_view(model: LoadedModel, image: Image.Image, digest: str) -> None:
+def convolution_view(model: LoadedModel | None, image: Image.Image, digest: str) -> None:
     """The kernel playground on the sidebar's image: presets and an editable kernel, stride, padding, dilation,
     the output with its size formula, and one step of the slide."""
     preset_col, size_col, mode_col, side_col = st.columns([2, 1, 1.3, 1])
@@ -276,6 +335,8 @@ def convolution_view(model: LoadedModel, image: Image.Image, digest: str) -> Non
         )
 
     rows, cols = output.shape[-2:]
+    geometry = tuple((side, size, stride, padding, dilation) for side in picture.shape[-2:])
+    keys, defaults = _step_inputs(digest, geometry, (rows, cols))
     channel = 0
     step_col, channel_col, row_col, col_col = st.columns([1.2, 1, 1, 1], vertical_alignment="bottom")
     if picture.shape[0] == 3:
@@ -284,11 +345,12 @@ def convolution_view(model: LoadedModel, image: Image.Image, digest: str) -> Non
         )
         channel = channel or 0
     with row_col:
-        row = bounded_number(f"Output row (0…{rows - 1})", rows - 1, "conv_row", default=rows // 2)
+        row = bounded_number(f"Output row (0…{rows - 1})", rows - 1, keys[0], default=defaults[0])
     with col_col:
-        col = bounded_number(f"Output column (0…{cols - 1})", cols - 1, "conv_col", default=cols // 2)
+        col = bounded_number(f"Output column (0…{cols - 1})", cols - 1, keys[1], default=defaults[1])
+    _anchor_step(digest, geometry, (row, col), defaults)
     step_col.button(
-        "Next position", key="conv_next", icon=":material/arrow_forward:", on_click=_advance, args=(rows, cols)
+        "Next position", key="conv_next", icon=":material/arrow_forward:", on_click=_advance, args=(rows, cols, keys)
     )
     step = conv_step(picture, kernel, settings, row, col, channel)
 
@@ -359,18 +421,19 @@ def _feature_map_picker(model: LoadedModel, digest: str, image: Image.Image, key
     layer = layer_col.selectbox("Layer", layers, key=f"{key}_layer_{model.name}")
     maps = capture.outputs[layer][0]
     with channel_col:
-        channel = bounded_number(f"Channel (0…{maps.shape[0] - 1})", maps.shape[0] - 1, f"{key}_channel")
+        channel = bounded_number(f"Channel (0…{maps.shape[0] - 1})", maps.shape[0] - 1, f"{key}_channel_{model.name}")
     return maps[channel : channel + 1]
 
 
-def pooling_view(model: LoadedModel, image: Image.Image, digest: str) -> None:
-    """Max or average pooling on the image or a feature map, and the translation demo."""
+def pooling_view(model: LoadedModel | None, image: Image.Image, digest: str) -> None:
+    """Max or average pooling on the image or a feature map, and the translation demo (these two need a model)."""
     source_col, kind_col, window_col, stride_col = st.columns([1.4, 1.2, 1, 1])
-    source = source_col.segmented_control("Pool", ["image", "feature map"], default="image", key="pool_source")
+    sources = ["image", "feature map"] if model is not None else ["image"]
+    source = source_col.segmented_control("Pool", sources, default="image", key="pool_source")
     kind = kind_col.segmented_control("Kind", list(POOLS), default="max", key="pool_kind") or "max"
     window = window_col.slider("Window", 2, 6, 2, key="pool_window")
     stride = stride_col.slider("Stride", 1, 6, window, key=f"pool_stride_{window}", help="Defaults to the window")
-    if source == "feature map" and unavailable(model, "feature_maps"):
+    if source == "feature map" and (model is None or unavailable(model, "feature_maps")):
         return
     if source == "feature map":
         maps = _feature_map_picker(model, digest, image, "pool", spatial_layers(model))
@@ -406,8 +469,11 @@ def pooling_view(model: LoadedModel, image: Image.Image, digest: str) -> None:
         "Shift the image a few pixels to the right: a convolution's maps move along with it, so compared position "
         "by position they change a lot. After pooling, a pattern that stays inside its pooling window gives the same "
         "value, so the pooled maps change less: pooling tolerates shifts smaller than its window, it does not make the "
-        "network blind to position. The curves measure the change as ‖after − before‖ / ‖before‖."
+        "network blind to position."
     )
+    if model is None:
+        _needs_a_model("The shift demo")
+        return
     if unavailable(model, "feature_maps"):
         return
     layers = spatial_layers(model)
@@ -428,7 +494,7 @@ def pooling_view(model: LoadedModel, image: Image.Image, digest: str) -> None:
         {f"maps of {layer}": effect.maps_change, f"after {kind} pooling {window}/{stride}": effect.pooled_change},
         "Change of the maps when the image shifts",
         "shift (input pixels)",
-        "relative change",
+        "change (0: none, 1: most)",
     )
     chart, note = st.columns([3, 2])
     chart.pyplot(figure, width="stretch")
@@ -438,12 +504,17 @@ def pooling_view(model: LoadedModel, image: Image.Image, digest: str) -> None:
         f"maps by **{effect.pooled_change[-1]:.1%}**. At 1 pixel: {effect.maps_change[1]:.1%} against "
         f"{effect.pooled_change[1]:.1%}."
     )
+    st.caption(
+        "Change = ‖after − before‖ / (‖before‖ + ‖after‖), over all the layer's values: 0 % when the maps did not "
+        "change, 100 % only when they turned into their opposite; the same pattern, just as strong, in an entirely "
+        "different place reads 71 %."
+    )
 
 
 # Activations ----------------------------------------------------------------------------------------------------
 
 
-def activations_view(model: LoadedModel, image: Image.Image, digest: str) -> None:
+def activations_view(model: LoadedModel | None, image: Image.Image, digest: str) -> None:
     """The activation functions and their derivatives, one applied to a real feature map, and gradient flow."""
     chosen = st.multiselect(
         "Activations",
@@ -465,9 +536,13 @@ def activations_view(model: LoadedModel, image: Image.Image, digest: str) -> Non
         "The values a convolution computes, before the network's nonlinearity, and what each activation makes of "
         "them. Both maps share one colour scale: blue below zero, red above."
     )
-    candidates = [info.name for info in cached_layer_table(model.name, model) if info.kind in ("Conv2d", "BatchNorm2d")]
-    spatial = set(spatial_layers(model))
-    layers = [name for name in candidates if name in spatial]
+    if model is None:
+        layers = []
+        _needs_a_model("A real feature map")
+    else:
+        table = cached_layer_table(model.name, model)
+        spatial = set(spatial_layers(model))
+        layers = [info.name for info in table if info.kind in ("Conv2d", "BatchNorm2d") and info.name in spatial]
     if layers:
         function_col, _ = st.columns([1, 1])
         key = function_col.selectbox(
@@ -488,7 +563,7 @@ def activations_view(model: LoadedModel, image: Image.Image, digest: str) -> Non
             f"after {ACTIVATIONS[key].name}: {float(after.min()):.3g} … {float(after.max()):.3g}, "
             f"{zeros:.1%} exactly zero"
         )
-    elif not unavailable(model, "feature_maps"):  # a TorchScript model says why instead
+    elif model is not None and not unavailable(model, "feature_maps"):  # a TorchScript model says why instead
         st.info(f"{model.name} has no convolution with a spatial map to show.")
 
     st.subheader("Why deep sigmoid networks stopped learning")
@@ -580,7 +655,7 @@ def filter_view(model: LoadedModel, image: Image.Image, digest: str) -> None:
     is_class = isinstance(module, nn.Linear) and count == len(model.class_names) and layer == layers[-1]
     with channel_col:
         label = "Class" if is_class else "Channel"
-        channel = bounded_number(f"{label} (0…{count - 1})", count - 1, "fv_channel")
+        channel = bounded_number(f"{label} (0…{count - 1})", count - 1, f"fv_channel_{model.name}")
     collection = collection_col.selectbox(
         "Compare with",
         list(DATASETS),
@@ -634,7 +709,7 @@ def filter_view(model: LoadedModel, image: Image.Image, digest: str) -> None:
                 width=420,
             )
     with favourites:
-        st.markdown(f"**The {_TOP_IMAGES} {DATASETS[collection].name.lower()} that excite it most**")
+        st.markdown(f"**The {_TOP_IMAGES} {DATASETS[collection].name.lower()} with its highest mean activation**")
         scores = computed(
             scores_key,
             f"Running {DATASETS[collection].name.lower()} through {layer}",
@@ -647,6 +722,8 @@ def filter_view(model: LoadedModel, image: Image.Image, digest: str) -> None:
         if scores is not None:
             top = top_images(scores, channel, _TOP_IMAGES)
             pictures = cached_dataset_images(collection, _COLLECTION_SIZE)
+            if top.note:
+                st.warning(top.note, icon=":material/info:")
             st.image(render.image_grid([pictures[i] for i in top.indices], cell=104))
             st.caption(
                 f"Out of {scores.shape[0]} images: {DATASETS[collection].description} Mean activation of each, "

@@ -2,6 +2,8 @@
 either works with it or says why it cannot (a TorchScript model's layers cannot be hooked)."""
 
 import io
+import tomllib
+from pathlib import Path
 
 import pytest
 import torch
@@ -152,3 +154,15 @@ def test_removing_the_model_returns_to_the_default(app: AppTest) -> None:
     assert at.sidebar.selectbox(key="model_name").value == "tinyvgg-shapes"
     assert "my-shapes-again" not in available_models()
     assert not user_models.list_user_models()
+
+
+def test_the_model_uploader_states_its_true_limit(app: AppTest) -> None:
+    # Streamlit writes a limit over 512 MB as "1GB per file"; a style (a page-wide element) writes the true one.
+    config = tomllib.loads((Path(__file__).resolve().parents[2] / ".streamlit" / "config.toml").read_text())
+    limit_mb = config["server"]["maxUploadSize"]
+    assert limit_mb == user_models.MAX_BYTES // 2**20 == 600
+    (uploader,) = [u for u in app.sidebar.get("file_uploader") if u.proto.label == "Model file"]
+    assert uploader.proto.max_upload_size_mb == limit_mb
+    styles = [h.proto.body for h in app.get("html") if "stFileUploaderDropzoneInstructions" in h.proto.body]
+    assert len(styles) == 1 and '[class*="st-key-own_file_"]' in styles[0]
+    assert 'content: "600 MB per file"' in styles[0]

@@ -56,6 +56,16 @@ def _captions(at: AppTest) -> list[str]:
     return [str(c.value) for c in at.caption]
 
 
+def _step_input(at: AppTest, side: str):
+    """The step's "Output row" or "Output column" input (its key names the image and settings it belongs to)."""
+    (found,) = [n for n in at.number_input if str(n.label).startswith(f"Output {side} (")]
+    return found
+
+
+def _position(at: AppTest) -> tuple[int, int]:
+    return _step_input(at, "row").value, _step_input(at, "column").value
+
+
 def _output_caption(output: torch.Tensor) -> str:
     return f"{output.shape[-1]}×{output.shape[-2]} output, values {float(output.min()):.3g} … {float(output.max()):.3g}"
 
@@ -107,7 +117,7 @@ def test_stride_padding_dilation_and_one_step(app: AppTest) -> None:
     assert any(rf"\frac{{{n} + 2 \cdot 2 - 2 \cdot (3 - 1) - 1}}{{2}}" in text for text in latex), latex
     assert any(text.endswith(f"= {output.shape[-2]}") for text in latex), (latex, output.shape)
 
-    row, col = at.number_input(key="conv_row").value, at.number_input(key="conv_col").value
+    row, col = _position(at)
     at.segmented_control(key="conv_channel").set_value(2).run()
     step = conv_step(picture, kernel, settings, row, col, channel=2)
     assert any(f"Sum of the 9 products: **{step.value:.6g}**" in str(m.value) for m in at.markdown)
@@ -115,7 +125,7 @@ def test_stride_padding_dilation_and_one_step(app: AppTest) -> None:
     _assert_clean(at)
     rows, cols = output.shape[-2:]
     expected = divmod((row * cols + col + 1) % (rows * cols), cols)  # left to right, then the next row, then over
-    assert (at.number_input(key="conv_row").value, at.number_input(key="conv_col").value) == expected
+    assert _position(at) == expected
 
 
 def test_a_kernel_that_does_not_fit_is_explained(app: AppTest) -> None:
@@ -143,6 +153,75 @@ def test_pooling_and_the_translation_demo(app: AppTest) -> None:
     effect = translation_effect(model, model.preprocess(image), "relu_1_2", kind="average", window=3, stride=3)
     text = "\n".join(str(m.value) for m in at.markdown)
     assert f"changed by **{effect.maps_change[-1]:.1%}**, the pooled maps by **{effect.pooled_change[-1]:.1%}**" in text
+    assert all(0 <= change <= 1 for change in effect.maps_change + effect.pooled_change)
+    assert any(c.startswith("Change = ‖after − before‖ / (‖before‖ + ‖after‖)") for c in _captions(at))
+
+
+def test_a_stride_change_keeps_the_step_window_on_the_same_pixel(app: AppTest) -> None:
+    at = _view(_open(app, PLAYGROUND), "convolution")
+    at.sidebar.selectbox(key="sample").select("cat").run()  # 256×170 at "≤ 256 px"
+    assert image_tensor(_image(at), "grey", 256).shape == (1, 170, 256)
+    _step_input(at, "row").set_value(60)
+    _step_input(at, "column").set_value(100).run()  # the 3×3 window over rows 60…62, columns 100…102
+    at.slider(key="conv_stride").set_value(4).run()
+    _assert_clean(at)
+    # Centred on row 61, column 101: at stride 4, output (15, 25) covers rows 60…62 and columns 100…102 again.
+    # (The old page clamped 60 and 100 into the 42×64 output: (41, 63), the bottom-right corner.)
+    assert _position(at) == (15, 25)
+    at.slider(key="conv_stride").set_value(1).run()  # and back where it was
+    assert _position(at) == (60, 100)
+    at.slider(key="conv_padding").set_value(2).run()  # the same pixels now sit 2 further into the padded image
+    assert _position(at) == (62, 102)  # 62 − 2 + 1
+    _assert_clean(at)
+
+
+def test_a_new_image_or_model_starts_the_playground_s_choices_on_their_defaults(app: AppTest) -> None:
+    at = _view(_open(app, PLAYGROUND), "convolution")
+    _step_input(at, "row").set_value(3)
+    _step_input(at, "column").set_value(5).run()
+    at.sidebar.selectbox(key="sample").select("cat").run()  # a new image: the window starts on its centre
+    _assert_clean(at)
+    rows, cols = convolve(image_tensor(_image(at), "grey", 256), KERNELS["identity"].kernel(3)).shape[-2:]
+    assert _position(at) == (rows // 2, cols // 2)
+    _step_input(at, "row").set_value(7).run()  # a choice for this image stays while the image does
+    at.selectbox(key="conv_preset").select("sobel_x").run()
+    assert _step_input(at, "row").value == 7
+
+    _view(at, "filters")
+    at.number_input(key="fv_channel_tinyvgg-shapes").set_value(7).run()
+    at.sidebar.selectbox(key="model_name").select("lenet5-digits").run()  # a new model: its own layer and channel
+    _assert_clean(at)
+    assert at.selectbox(key="fv_layer_lenet5-digits").value == "c5"
+    assert at.number_input(key="fv_channel_lenet5-digits").value == 0
+
+
+def test_an_unavailable_model_leaves_the_model_free_sections_working(app: AppTest) -> None:
+    at = _open(app, PLAYGROUND, "resnet18")  # offline, with no weights in the hub cache
+    model_free = (
+        "**resnet18 is not available here** (the sidebar says how to get it). Convolution, pooling of the image and "
+        "the activation curves need no model and work below. The feature maps, the shift demo, weight sharing and what "
+        "a filter wants to see read a trained network's layers, so they wait for a model that is available."
+    )
+    assert [str(i.value) for i in at.main.info] == [model_free]  # once, without the sidebar's download details
+    assert [str(t.value) for t in at.title] == ["Playground"]
+    picture = image_tensor(_image(at), "grey", 256)
+    output = convolve(picture, KERNELS["identity"].kernel(3))
+    assert any(c.startswith(_output_caption(output)) for c in _captions(at)), _captions(at)
+
+    _view(at, "pooling")
+    assert at.segmented_control(key="pool_source").options == ["image"]
+    assert any(c.startswith("max pooled, window 2, stride 2") for c in _captions(at))
+    assert "The shift demo needs an available model: choose one in the sidebar." in _captions(at)
+
+    _view(at, "activations")
+    assert any(str(m.value).startswith("**ReLU** $f(x) = ") for m in at.markdown)  # the curves and formulas
+    assert "A real feature map needs an available model: choose one in the sidebar." in _captions(at)
+    assert any("layer 1 gets" in str(m.value) for m in at.markdown)  # gradient flow needs no model
+
+    for view in ("sharing", "filters"):
+        _view(at, view)
+        assert [str(i.value) for i in at.main.info] == [model_free]
+        assert not at.dataframe and not [b for b in at.button if b.key == "fv_run"]
 
 
 def test_activations_and_the_gradient_flow(app: AppTest) -> None:
@@ -170,7 +249,7 @@ def test_weight_sharing_table_is_the_library_s(app: AppTest) -> None:
 def test_the_filter_view_runs_on_request(app: AppTest) -> None:
     at = _view(_open(app, PLAYGROUND), "filters")
     assert at.selectbox(key="fv_layer_tinyvgg-shapes").value == "conv_2_2"
-    at.number_input(key="fv_channel").set_value(3)
+    at.number_input(key="fv_channel_tinyvgg-shapes").set_value(3)
     at.slider(key="fv_steps").set_value(20).run()
     assert not at.image or all("excite" not in c for c in _captions(at))  # nothing computed before the click
     at.button(key="fv_run").click().run()
@@ -182,6 +261,8 @@ def test_the_filter_view_runs_on_request(app: AppTest) -> None:
     scores = channel_scores(model, "conv_2_2", dataset_images("shapes", 300))
     top = top_images(scores, 3)
     assert any(c.endswith(", ".join(f"{s:.3g}" for s in top.scores)) for c in _captions(at))
+    assert top.activating == 0  # conv_2_2 is before its ReLU: no shape's mean is above zero, and the page says so
+    assert [w.value for w in at.warning] == [top.note]
     assert not [b for b in at.button if b.key == "fv_run"]  # both results are stored
 
 

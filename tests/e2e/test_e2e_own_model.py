@@ -112,3 +112,20 @@ def test_a_torchscript_model_predicts_and_the_layers_page_says_why_not(page: Pag
     save_screenshot(page, "own_model_torchscript_layers.png")
     sidebar.get_by_role("button", name="Remove my-shapes-scripted").click()
     idle(page)
+
+
+def test_the_model_uploader_says_600_mb_not_1gb(page: Page, idle, save_screenshot) -> None:
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_text("Add your own model").click()
+    idle(page)
+    model_file = sidebar.get_by_test_id("stFileUploader").filter(has_text="Model file")
+    instructions = model_file.get_by_test_id("stFileUploaderDropzoneInstructions").locator("span")
+    shown = instructions.evaluate(
+        "e => [getComputedStyle(e).fontSize, getComputedStyle(e, '::after').content, getComputedStyle(e, '::after')"
+        ".fontSize]"
+    )
+    assert shown == ["0px", '"600 MB per file"', "14px"]  # Streamlit's own "1GB per file" is hidden, ours is read
+    class_names = sidebar.get_by_test_id("stFileUploader").filter(has_text="Class names")
+    expect(class_names.get_by_test_id("stFileUploaderDropzoneInstructions")).to_contain_text("1MB per file")
+    _sidebar_to_top(page)
+    save_screenshot(page, "own_model_limit.png")

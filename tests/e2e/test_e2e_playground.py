@@ -1,6 +1,8 @@
 """Real-browser flows on the Playground and Fool-the-model pages: pick a photo, change the kernel (a preset, then one
 weight typed into the table) and see the output follow; what a filter wants to see; attack the default image."""
 
+import re
+
 import pytest
 import torch
 from playwright.sync_api import Page, expect
@@ -100,3 +102,54 @@ def test_what_a_filter_wants_to_see(page: Page, idle, expected, save_screenshot)
     expect(main).to_contain_text(", ".join(f"{score:.3g}" for score in top.scores))
     assert not page.get_by_test_id("stException").count()
     save_screenshot(page, "featurevis.png")
+
+
+def _value(main, label: str) -> int:
+    return int(main.get_by_role("spinbutton", name=re.compile(f"^{re.escape(label)}")).input_value())
+
+
+def test_a_stride_change_keeps_the_window_on_the_cat(page: Page, idle, save_screenshot) -> None:
+    _choose(page, page.get_by_test_id("stSidebar"), "Sample", SAMPLES["cat"].title, idle)
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Playground").click()
+    idle(page)
+    main = page.get_by_test_id("stMain")
+    for label, value in (("Output row", "60"), ("Output column", "100")):  # the 3×3 window on rows 60…62, cols 100…102
+        field = main.get_by_role("spinbutton", name=re.compile(f"^{label}"))
+        field.fill(value)
+        field.press("Enter")
+        idle(page)
+    expect(main).to_contain_text("One step of the slide, output (60, 100)")
+    stride = main.get_by_test_id("stSlider").filter(has_text="Stride").get_by_role("slider")
+    stride.focus()
+    for _ in range(3):  # 1 → 4
+        page.keyboard.press("ArrowRight")
+    idle(page)
+    expect(stride).to_have_value("4")
+    # Output (15, 25) at stride 4 covers rows 60…62 and columns 100…102 again; the page used to jump to (41, 63).
+    expect(main).to_contain_text("One step of the slide, output (15, 25)")
+    assert (_value(main, "Output row"), _value(main, "Output column")) == (15, 25)
+    assert not page.get_by_test_id("stException").count()
+    main.get_by_text("One step of the slide").scroll_into_view_if_needed()
+    save_screenshot(page, "playground_stride.png")
+
+
+def test_an_unavailable_model_still_shows_convolution_and_pooling(page: Page, idle, save_screenshot) -> None:
+    sidebar = page.get_by_test_id("stSidebar")
+    _choose(page, sidebar, "Model", "resnet18 (ImageNet · needs download)", idle)  # offline, no weights here
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Playground").click()
+    idle(page)
+    main = page.get_by_test_id("stMain")
+    expect(page.locator("h1")).to_have_text("Playground")
+    expect(main.get_by_test_id("stAlertContentInfo")).to_have_count(1)
+    expect(main.get_by_test_id("stAlertContentInfo")).to_contain_text("resnet18 is not available here")
+    assert "urlopen" not in main.inner_text()
+    title = sidebar.get_by_role("combobox", name="Sample").input_value()
+    (sample,) = [key for key, entry in SAMPLES.items() if entry.title == title]
+    picture = image_tensor(load_image(sample_bytes(sample)), "grey", 256)
+    expect(main).to_contain_text(_output_caption(convolve(picture, KERNELS["identity"].kernel(3))))
+    main.get_by_role("radio", name="Pooling", exact=True).click()
+    idle(page)
+    expect(main).to_contain_text("max pooled, window 2, stride 2")
+    expect(main).to_contain_text("The shift demo needs an available model")
+    assert not page.get_by_test_id("stException").count()
+    save_screenshot(page, "playground_no_model.png")
