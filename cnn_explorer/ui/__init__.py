@@ -40,6 +40,7 @@ from cnn_explorer.ui.layers import (
     network_picture,
     show_arithmetic,
     stack_strip,
+    strongest_unit,
     styled_table,
     unit_position,
 )
@@ -149,6 +150,7 @@ __all__ = [
     "stack_strip",
     "stack_summary",
     "start_run",
+    "strongest_unit",
     "styled_table",
     "timelapse_view",
     "transfer_form",
