@@ -145,7 +145,7 @@ def require_selection() -> tuple[LoadedModel, Image.Image, str]:
     """The model, image and image digest, or stop the page with a message that says what to do."""
     chosen = selection()
     if chosen.model is None:
-        st.info(chosen.model_note or "Choose a model in the sidebar.")
+        st.warning(chosen.model_note or "Choose a model in the sidebar.")
         st.stop()
     if chosen.image is None:
         if chosen.image_note:
@@ -157,18 +157,16 @@ def require_selection() -> tuple[LoadedModel, Image.Image, str]:
 
 
 def _model_label(name: str) -> str:
-    entry = model_entry(name)
-    note = "" if entry.is_ready() else " · needs download"
-    return f"{name} ({entry.family}{note})"
+    """The picker's text: the name, short enough for the sidebar; the family is in the caption under it."""
+    return name if model_entry(name).is_ready() else f"{name} (download)"
 
 
 def _load(name: str) -> tuple[LoadedModel | None, str | None]:
+    """The model, or None and why (the page shows it, once: see :func:`require_selection`)."""
     try:
         return cached_model(name), None
     except ModelUnavailable as err:
-        note = f"**{name} is not available here.** {err}"
-        st.warning(note)
-        return None, note
+        return None, str(err)
 
 
 def _image_bytes(source: str, model_name: str) -> tuple[bytes | None, str]:
