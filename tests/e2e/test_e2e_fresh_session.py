@@ -1,12 +1,15 @@
 """Real-browser flows from a fresh session, in the order a person clicks: Explain follows another sample, a refresh
-keeps the sample, and an ImageNet model without weights is readable in the sidebar and explained once."""
+keeps the sample, an ImageNet model without weights is readable in the sidebar and explained once, and Layers starts
+on a unit that shows something."""
 
+import re
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from cnn_explorer.images import SAMPLES, sample_bytes
+from cnn_explorer.images import SAMPLES, load_image, sample_bytes
+from cnn_explorer.layers import capture_activations, list_layers
 from cnn_explorer.zoo import load_model
 
 pytestmark = pytest.mark.e2e
@@ -68,3 +71,31 @@ def test_an_imagenet_model_without_weights_reads_whole_and_is_explained_once(pag
     )
     assert "urlopen" not in page.inner_text("body")
     save_screenshot(page, "fresh-unavailable-model.png")
+
+
+def test_layers_starts_on_an_informative_unit_of_max_pool_1(page: Page, idle, expected, save_screenshot) -> None:
+    # The middle unit of max_pool_1 was a window of four zeros: "max = 0" teaches nothing.
+    model_name = expected.default_model()
+    model = load_model(model_name)
+    names = [info.name for info in list_layers(model)]
+    if "max_pool_1" not in names:
+        pytest.fail(f"{model_name} has no max_pool_1 layer: pick a pooling layer of the default model here")
+    x = model.preprocess(load_image(sample_bytes(expected.first_sample(model_name))))
+    pooled = capture_activations(model, x, ["max_pool_1"])["max_pool_1"][0, 0]
+    peak = pooled.max()
+    row, col = (int(i) for i in (pooled == peak).nonzero()[0])
+    main = page.get_by_test_id("stMain")
+
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Layers").click()
+    idle(page)
+    for _ in range(names.index("max_pool_1")):
+        main.get_by_role("button", name="Next").click()
+        idle(page)
+
+    expect(main.locator("h3").first).to_have_text(re.compile(r"^max_pool_1 · "))
+    expect(main.get_by_label(re.compile(r"^Row \(0…"))).to_have_value(str(row))
+    expect(main.get_by_label(re.compile(r"^Column \(0…"))).to_have_value(str(col))
+    expect(main).to_contain_text(f"max = {float(peak):.6g}, at row")
+    assert float(peak) > 0
+    main.get_by_text("The arithmetic of one value").scroll_into_view_if_needed()
+    save_screenshot(page, "fresh-layers-max-pool-1.png")
