@@ -8,10 +8,12 @@ browser session).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import re
+import socket
 import tempfile
 import threading
 import urllib.error
@@ -47,6 +49,8 @@ __all__ = [
 ASSETS_MODELS = Path(__file__).resolve().parent.parent / "assets" / "models"
 IMAGENET_MODELS = ("alexnet", "vgg16", "resnet18", "mobilenet_v3_small")
 _DOWNLOAD_TIMEOUT_S = 10
+_NETWORK_ERRNOS = {errno.ENETUNREACH, errno.ENETDOWN, errno.EHOSTUNREACH}  # no route out: no internet connection
+_DISK_ERRNOS = {errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EDQUOT}
 # torch.hub's convention: a checkpoint file name ends with the first digits of its SHA-256.
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]*)\.")
 
@@ -229,7 +233,7 @@ def _imagenet_summary(name: str, weights: torchvision.models.WeightsEnum) -> str
 def _load_imagenet(name: str, weights: torchvision.models.WeightsEnum, progress: ProgressFn | None) -> LoadedModel:
     path = _checkpoint_path(weights)
     if not path.exists():
-        _download(weights.url, path, progress)
+        _download(weights.url, path, progress, name)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         module = torchvision.models.get_model(name, weights=None)
@@ -359,14 +363,22 @@ def _checkpoint_path(weights: torchvision.models.WeightsEnum) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
 
 
-def _download(url: str, path: Path, progress: ProgressFn | None) -> None:
-    """Download ``url`` to ``path`` atomically, checking the hash prefix in the file name as torch.hub does."""
-    instructions = (
-        f"Connect to the internet and load it again, or copy the file {path.name} from a machine that has it "
-        f"(it downloads from {url}) into {path.parent}."
-    )
+def _download(url: str, path: Path, progress: ProgressFn | None, name: str | None = None) -> None:
+    """Download ``url`` to ``path`` atomically, checking the hash prefix in the file name as torch.hub does.
+
+    Args:
+        name: The model the weights are for, named in the messages (default: the file's name).
+    """
+    what = f"{name}'s weights" if name else f"The weights {path.name}"
+
+    def unavailable(reason: str, fix: str = "connect to the internet and choose it again") -> ModelUnavailable:
+        return ModelUnavailable(
+            f"{what} are not on this computer and could not be downloaded ({reason}). To use it: {fix}, or put "
+            f"the file {path.name} (from {url}) in {path.parent}."
+        )
+
     if os.environ.get("CNN_EXPLORER_OFFLINE"):
-        raise ModelUnavailable(f"These weights are not downloaded yet and CNN_EXPLORER_OFFLINE is set. {instructions}")
+        raise unavailable("the app is set to work offline", "start the app online without CNN_EXPLORER_OFFLINE set")
     path.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
     with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
@@ -384,9 +396,23 @@ def _download(url: str, path: Path, progress: ProgressFn | None) -> None:
         except (urllib.error.URLError, OSError, TimeoutError) as err:
             tmp.close()
             os.unlink(tmp.name)
-            raise ModelUnavailable(f"The weights could not be downloaded ({err}). {instructions}") from err
+            raise unavailable(_plain_reason(err)) from err
     match = _HASH_IN_NAME.search(path.name)
     if match and not digest.hexdigest().startswith(match.group(1)):
         os.unlink(tmp.name)
-        raise ModelUnavailable(f"The download of {path.name} was corrupted (hash mismatch). Try again.")
+        raise ModelUnavailable(f"The download of {path.name} was corrupted (hash mismatch). Choose the model again.")
     os.replace(tmp.name, path)
+
+
+def _plain_reason(err: BaseException) -> str:
+    """Why a download failed, in words (never the raw ``<urlopen error …>``)."""
+    if isinstance(err, urllib.error.HTTPError):
+        return f"the server answered {err.code} {err.reason}".rstrip()
+    cause = err.reason if isinstance(err, urllib.error.URLError) else err
+    if isinstance(cause, TimeoutError):
+        return "the download timed out"
+    if isinstance(cause, OSError) and cause.errno in _DISK_ERRNOS:
+        return f"it could not be saved: {os.strerror(cause.errno).lower()}"
+    if isinstance(cause, str | socket.gaierror | ConnectionError) or getattr(cause, "errno", None) in _NETWORK_ERRNOS:
+        return "no internet connection"
+    return "the connection failed"

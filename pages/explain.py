@@ -32,6 +32,7 @@ methods = pick.multiselect(
     key="explain_methods",
 )
 ranked = [index for index, _, _ in prediction.top]
+ui.follow_default(f"explain_target_{model.name}", best_index, ui.context_of(model, digest))  # never another image's
 target = target_col.selectbox(
     "Explain the class",
     ranked,

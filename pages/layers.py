@@ -25,7 +25,7 @@ st.caption(
 with st.expander("Overview: every layer, its output, parameters and receptive field"):
     ui.layer_overview(layers)
 
-name = ui.layer_stepper([info.name for info in layers])
+name = ui.layer_stepper([info.name for info in layers], context=model.name)
 info = next(layer for layer in layers if layer.name == name)
 st.html(ui.stack_strip(layers, name))
 if name not in capture.outputs:  # a layer whose output is not a tensor
@@ -54,6 +54,7 @@ if output.dim() == 3:
         )
         scope = scope or "layer"  # clicking the chosen option again clears it
         st.caption(render.SCALES[scope].description)
+        ui.follow_default("layer_channel", 0, model.name)  # a channel the person chose stays for this model
         channel = ui.bounded_number(f"Channel (0…{output.shape[0] - 1})", output.shape[0] - 1, "layer_channel")
     cell = min(200, max(48, 620 // math.ceil(math.sqrt(output.shape[0]))))  # fill the column, ≤ 16 maps a row
     grid = render.feature_grid(output, scope, capture.value_range, highlight=channel, cell=cell, max_width=900)
@@ -75,6 +76,7 @@ if output.dim() == 3:
         with st.expander(f"The values of channel {channel}", expanded=output.shape[-1] <= 8):
             st.html(ui.grid_table(table, cmap=grid.cmap, value_range=(low, high)))
 elif output.dim() == 1:
+    ui.follow_default("layer_channel", ui.strongest_unit(output)[0], model.name)  # the logits: the predicted class
     channel = ui.bounded_number(f"Unit (0…{output.shape[0] - 1})", output.shape[0] - 1, "layer_channel")
     is_logits = info is layers[-1] and output.shape[0] == len(model.class_names)
     labels = list(model.class_names) if is_logits else None
@@ -87,7 +89,7 @@ else:
 st.markdown("### The arithmetic of one value")
 index = (channel,)
 if output.dim() == 3:
-    index = (channel, *ui.unit_position(*output.shape[-2:]))
+    index = (channel, *ui.unit_position(output[channel], ui.context_of(model, digest)))
 try:
     unit = explain_unit(model, capture.outputs, x, name, index, inputs=capture.inputs)
 except (UnknownLayer, ValueError) as err:

@@ -59,6 +59,20 @@ class Expected:
         return Expected.title(model_name, sample_bytes(Expected.first_sample(model_name)))
 
     @staticmethod
+    def sample_predicted_otherwise(model_name: str) -> tuple[str, str]:
+        """The first sample offered for a model that it classifies otherwise than its default sample, and that class.
+
+        What a person does to see a second prediction: pick the next sample in the sidebar.
+        """
+        model = load_model(model_name)
+        first, _ = Expected.top(model, sample_bytes(Expected.first_sample(model_name)))
+        for key in samples_for(model_name):
+            predicted, _ = Expected.top(model, sample_bytes(key))
+            if predicted != first:
+                return key, predicted
+        raise AssertionError(f"{model_name} classifies every sample as {first!r}")
+
+    @staticmethod
     def image_predicted_otherwise(model_name: str, other_than: str) -> tuple[bytes, str]:
         """A generated PNG the model classifies as a class other than ``other_than``, and that class.
 

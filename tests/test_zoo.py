@@ -1,7 +1,10 @@
 """The model registry: one contract over every registered model, the shipped accuracy, the hub cache."""
 
+import errno
 import hashlib
 import json
+import socket
+import ssl
 import time
 import urllib.error
 from pathlib import Path
@@ -98,8 +101,14 @@ def test_offline_and_not_cached_fails_fast_with_instructions(tmp_path, monkeypat
 
     monkeypatch.setattr(zoo.urllib.request, "urlopen", no_network)
     started = time.perf_counter()
-    with pytest.raises(ModelUnavailable, match=r"resnet18-f37072fd\.pth.*Connect to the internet|Connect"):
+    with pytest.raises(ModelUnavailable) as raised:
         load_model("resnet18")
+    weights = torchvision.models.get_model_weights("resnet18").DEFAULT
+    assert str(raised.value) == (
+        "resnet18's weights are not on this computer and could not be downloaded (no internet connection). "
+        "To use it: connect to the internet and choose it again, or put the file resnet18-f37072fd.pth "
+        f"(from {weights.url}) in {tmp_path / 'hub' / 'checkpoints'}."
+    )
     assert time.perf_counter() - started < 5
     assert not list(tmp_path.rglob("*.pth")) and not list(tmp_path.rglob(".resnet18*"))  # no partial file
     assert not zoo.model_entry("resnet18").is_ready()
@@ -109,8 +118,40 @@ def test_offline_flag_refuses_without_trying(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     monkeypatch.setenv("CNN_EXPLORER_OFFLINE", "1")
     monkeypatch.setattr(zoo.urllib.request, "urlopen", lambda *a, **k: pytest.fail("tried the network"))
-    with pytest.raises(ModelUnavailable, match="CNN_EXPLORER_OFFLINE"):
+    with pytest.raises(ModelUnavailable) as raised:
         load_model("alexnet")
+    assert str(raised.value).startswith(
+        "alexnet's weights are not on this computer and could not be downloaded (the app is set to work offline). "
+        "To use it: start the app online without CNN_EXPLORER_OFFLINE set, or put the file alexnet-"
+    )
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (urllib.error.URLError(socket.gaierror(-3, "Temporary failure in name resolution")), "no internet connection"),
+        (urllib.error.URLError(OSError(errno.ENETUNREACH, "Network is unreachable")), "no internet connection"),
+        (urllib.error.URLError(ConnectionRefusedError(111, "Connection refused")), "no internet connection"),
+        (urllib.error.URLError(TimeoutError("timed out")), "the download timed out"),
+        (TimeoutError("The read operation timed out"), "the download timed out"),
+        (urllib.error.HTTPError("https://x", 404, "Not Found", {}, None), "the server answered 404 Not Found"),
+        (OSError(errno.ENOSPC, "No space left on device"), "it could not be saved: no space left on device"),
+        (urllib.error.URLError(ssl.SSLError(1, "certificate verify failed")), "the connection failed"),
+    ],
+)
+def test_a_failed_download_says_why_in_words(tmp_path, monkeypatch, error: Exception, reason: str) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.delenv("CNN_EXPLORER_OFFLINE", raising=False)
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(zoo.urllib.request, "urlopen", fail)
+    with pytest.raises(ModelUnavailable) as raised:
+        load_model("resnet18")
+    message = str(raised.value)
+    assert message.startswith(f"resnet18's weights are not on this computer and could not be downloaded ({reason}).")
+    assert "urlopen" not in message and "Errno" not in message and "<" not in message
 
 
 def _served_file(tmp_path: Path, content: bytes, hash_prefix: str) -> tuple[str, Path]:

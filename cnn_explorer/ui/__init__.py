@@ -5,7 +5,17 @@ load either themselves. One module per page's views: ``core`` (caches, the selec
 ``layers``, ``explain``, ``playground`` (also Fool the model), ``training``, ``own_model``, ``report``.
 """
 
-from cnn_explorer.ui.core import DEFAULT_MODEL, Selection, cached_input, cached_prediction, require_selection, selection
+from cnn_explorer.ui.core import (
+    DEFAULT_MODEL,
+    Selection,
+    cached_input,
+    cached_prediction,
+    context_of,
+    follow_default,
+    require_selection,
+    selection,
+    user_chose,
+)
 from cnn_explorer.ui.explain import (
     HeatDisplay,
     cached_cam_layers,
@@ -30,6 +40,7 @@ from cnn_explorer.ui.layers import (
     network_picture,
     show_arithmetic,
     stack_strip,
+    strongest_unit,
     styled_table,
     unit_position,
 )
@@ -103,6 +114,7 @@ __all__ = [
     "cached_visualizable_layers",
     "cached_weight_sharing",
     "computed",
+    "context_of",
     "convolution_view",
     "current_run_id",
     "data_form",
@@ -113,6 +125,7 @@ __all__ = [
     "filter_view",
     "filters_and_statistics",
     "flip_search_result",
+    "follow_default",
     "gradcam_pair",
     "gradcam_walkthrough",
     "grid_picker",
@@ -144,12 +157,14 @@ __all__ = [
     "stack_strip",
     "stack_summary",
     "start_run",
+    "strongest_unit",
     "styled_table",
     "timelapse_view",
     "transfer_form",
     "trust_panel",
     "unavailable",
     "unit_position",
+    "user_chose",
     "weight_sharing_view",
     "without_model_note",
 ]

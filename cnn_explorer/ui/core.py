@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ from cnn_explorer.zoo import predict as _predict
 DEFAULT_MODEL = "tinyvgg-shapes"
 _SOURCES = ("Sample", "Upload", "Camera")
 _ACCEPTED = "PNG, JPEG, WebP, BMP, GIF or TIFF"
+_DEFAULT_MEMO = "_default_of_{}"  # session key of what follow_default last gave a widget: (context, default, chosen)
 _UPLOAD_MB = 25  # images and data zips; server.maxUploadSize is the larger limit of a model file (own_model_panel)
 
 
@@ -98,11 +100,52 @@ def _rerun_through_app() -> None:
     st.rerun()
 
 
+def context_of(model: LoadedModel, digest: str) -> tuple[str, str]:
+    """The context of a widget whose default depends on the model and the image (see :func:`follow_default`)."""
+    return (model.name, digest)
+
+
+def user_chose(key: str, context: Hashable) -> bool:
+    """Whether widget ``key`` holds a value the person chose in ``context``, not the default the page gave it.
+
+    Only what :func:`follow_default` recorded counts: a value changed after the page set the default is a choice.
+    """
+    state = st.session_state
+    memo = state.get(_DEFAULT_MEMO.format(key))
+    if memo is None or key not in state or memo[0] != context:
+        return False
+    return memo[2] or state[key] != memo[1]
+
+
+def follow_default(key: str, default: Any, context: Hashable, *, chosen: bool | None = None) -> bool:
+    """Set widget ``key``'s value before it is drawn: ``default``, unless the person chose another in this context.
+
+    A default depends on what the page shows (the predicted class of this image, the strongest unit of this map) and
+    must never outlive it, while a person's choice stays as long as its context does: another image or model (a new
+    ``context``) drops the choice and starts again from the new default. Call it every run, right before the widget,
+    and create the widget without its own default (no ``index=`` or ``value=``): its value comes from here.
+
+    Args:
+        key: The widget's key.
+        default: The value the widget starts from in this run.
+        context: What a choice belongs to, e.g. :func:`context_of` (model and image) or the model's name alone.
+        chosen: Decide for the caller (a pair of widgets that is one choice); None: :func:`user_chose`.
+
+    Returns:
+        Whether the person's choice was kept.
+    """
+    kept = user_chose(key, context) if chosen is None else chosen
+    if not kept:
+        st.session_state[key] = default
+    st.session_state[_DEFAULT_MEMO.format(key)] = (context, default, kept)
+    return kept
+
+
 def require_selection() -> tuple[LoadedModel, Image.Image, str]:
     """The model, image and image digest, or stop the page with a message that says what to do."""
     chosen = selection()
     if chosen.model is None:
-        st.info(chosen.model_note or "Choose a model in the sidebar.")
+        st.warning(chosen.model_note or "Choose a model in the sidebar.")
         st.stop()
     if chosen.image is None:
         if chosen.image_note:
@@ -114,18 +157,16 @@ def require_selection() -> tuple[LoadedModel, Image.Image, str]:
 
 
 def _model_label(name: str) -> str:
-    entry = model_entry(name)
-    note = "" if entry.is_ready() else " · needs download"
-    return f"{name} ({entry.family}{note})"
+    """The picker's text: the name, short enough for the sidebar; the family is in the caption under it."""
+    return name if model_entry(name).is_ready() else f"{name} (download)"
 
 
 def _load(name: str) -> tuple[LoadedModel | None, str | None]:
+    """The model, or None and why (the page shows it, once: see :func:`require_selection`)."""
     try:
         return cached_model(name), None
     except ModelUnavailable as err:
-        note = f"**{name} is not available here.** {err}"
-        st.warning(note)
-        return None, note
+        return None, str(err)
 
 
 def _image_bytes(source: str, model_name: str) -> tuple[bytes | None, str]:

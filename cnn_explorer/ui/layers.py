@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 import matplotlib
 import numpy as np
 import pandas as pd
 import streamlit as st
+import torch
 from pandas.io.formats.style import Styler
 from PIL import Image
 from torch import Tensor, nn
@@ -24,6 +25,7 @@ from cnn_explorer.layers import (
     effective_receptive_field,
     list_layers,
 )
+from cnn_explorer.ui.core import follow_default, user_chose
 from cnn_explorer.zoo import LoadedModel
 
 _FULL_CHANNELS = 4  # input channels whose patch, kernel and products are shown in full; the rest only as sums
@@ -164,15 +166,15 @@ def _shape(shape: Sequence[int]) -> str:
     return "×".join(str(n) for n in shape)
 
 
-def layer_stepper(names: Sequence[str], key: str = "layer_step") -> str:
+def layer_stepper(names: Sequence[str], context: Hashable = None, key: str = "layer_step") -> str:
     """Previous / Next buttons around a slider over the layers; returns the current layer's name.
 
-    The buttons move the slider through callbacks, which run before the script: Streamlit lets code set a widget's
-    value only before the widget is drawn in a run.
+    It starts on the first layer, and again for another ``context`` (the model's name): a layer chosen for one model
+    is not carried to another. The buttons move the slider through callbacks, which run before the script: Streamlit
+    lets code set a widget's value only before the widget is drawn in a run.
     """
     names = list(names)
-    if st.session_state.get(key) not in names:  # first visit, or another model
-        st.session_state[key] = names[0]
+    follow_default(key, names[0], context, chosen=user_chose(key, context) and st.session_state[key] in names)
     position = names.index(st.session_state[key])
     back, slider, forward = st.columns([1.6, 7, 1.6], vertical_alignment="bottom")
     back.button(
@@ -234,24 +236,40 @@ def filters_and_statistics(module: nn.Module, layer: str, output: Tensor) -> Non
         )
 
 
-def unit_position(height: int, width: int) -> tuple[int, int]:
-    """Row and column inputs for one unit of a ``height × width`` map.
+def unit_position(values: Tensor, context: Hashable) -> tuple[int, int]:
+    """Row and column inputs for one unit of a map ``values`` ``[H, W]``, starting on its strongest unit.
 
-    On a layer of another size the unit moves to the same relative place (the middle at first), so stepping
-    follows one spot of the image through the network.
+    The default is the largest value of the map (the middle of a constant map), so the arithmetic below shows a unit
+    that does something: the middle of a max-pooling output is often a window of zeros. The default follows the map
+    (another layer, channel or image); a unit the person chose stays for this model and image (``context``), and on
+    a layer of another size it moves to the same relative place, so stepping follows one spot of the image through
+    the network.
     """
+    height, width = values.shape[-2:]
+    keys = ("unit_row", "unit_col")
+    chosen = any(user_chose(key, context) for key in keys)
     previous = st.session_state.get("unit_map_size")
-    if previous is not None and previous != (height, width):
-        for key, old, new in (("unit_row", previous[0], height), ("unit_col", previous[1], width)):
+    if chosen and previous is not None and previous != (height, width):
+        for key, old, new in zip(keys, previous, (height, width), strict=True):
             if key in st.session_state:
                 st.session_state[key] = min(int((st.session_state[key] + 0.5) * new / old), new - 1)
     st.session_state["unit_map_size"] = (height, width)
+    for key, default in zip(keys, strongest_unit(values), strict=True):
+        follow_default(key, default, context, chosen=chosen)
     row_input, col_input, _ = st.columns([1, 1, 3])
     with row_input:
-        row = bounded_number(f"Row (0…{height - 1})", height - 1, "unit_row", default=height // 2)
+        row = bounded_number(f"Row (0…{height - 1})", height - 1, "unit_row")
     with col_input:
-        col = bounded_number(f"Column (0…{width - 1})", width - 1, "unit_col", default=width // 2)
+        col = bounded_number(f"Column (0…{width - 1})", width - 1, "unit_col")
     return row, col
+
+
+def strongest_unit(values: Tensor) -> tuple[int, ...]:
+    """The position of the largest value of ``values`` (the first one on a tie), or its middle when all are equal."""
+    if values.numel() == 0 or bool((values == values.flatten()[0]).all()):
+        return tuple(side // 2 for side in values.shape)
+    flat = int(torch.nan_to_num(values.detach(), nan=-math.inf).argmax())
+    return tuple(int(i) for i in np.unravel_index(flat, tuple(values.shape)))
 
 
 def bounded_number(label: str, upper: int, key: str, default: int = 0, **kwargs) -> int:

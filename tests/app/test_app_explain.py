@@ -144,3 +144,39 @@ def test_the_trust_panel_runs_on_demand_and_shows_the_library_figures(app: AppTe
         assert table["infidelity ↓"][row] == f"{report.infidelity:.3g}"
         assert table["sanity check"][row] == ("⚠ barely changes" if report.randomization.flagged else "✓ changes")
     assert not [b for b in at.button if b.key == "trust_run"]  # nothing left to run
+
+
+def _pick_sample(at: AppTest, key: str) -> AppTest:
+    at.sidebar.selectbox(key="sample").select(key).run()
+    _assert_clean(at)
+    return at
+
+
+def test_another_sample_explains_its_own_prediction(app: AppTest, expected) -> None:
+    # As a person clicks: Explain on the default sample, then another sample in the sidebar.
+    at = _open(app)
+    model_name = expected.default_model()
+    sample, best = expected.sample_predicted_otherwise(model_name)
+    _pick_sample(at, sample)
+
+    model, _ = _page_input(at)
+    assert [str(t.value) for t in at.title] == [f"Why {best}?"]
+    assert at.selectbox(key=f"explain_target_{model_name}").value == model.class_names.index(best)
+    assert any(str(c.value).startswith(f"{best} at `") for c in at.caption), "the Grad-CAM map explains the new class"
+
+
+def test_a_class_chosen_for_an_image_stays_until_the_image_changes(app: AppTest, expected) -> None:
+    at = _open(app)
+    model, x = _page_input(at)
+    first_best = int(model.module(x).argmax())
+    other = 1 if first_best != 1 else 2
+    at.selectbox(key=f"explain_target_{model.name}").select(other).run()
+    at.segmented_control(key="explain_scale").set_value("raw").run()  # another widget: the choice stays
+    _assert_clean(at)
+    assert at.selectbox(key=f"explain_target_{model.name}").value == other
+
+    sample, best = expected.sample_predicted_otherwise(model.name)
+    _pick_sample(at, sample)
+    assert at.selectbox(key=f"explain_target_{model.name}").value == model.class_names.index(best)
+    _pick_sample(at, expected.first_sample(model.name))  # back: the default again, not the old choice
+    assert at.selectbox(key=f"explain_target_{model.name}").value == first_best

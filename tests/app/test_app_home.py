@@ -145,14 +145,23 @@ def test_switching_to_lenet_offers_digits_and_shows_their_prediction(app: AppTes
     assert _titles(app) == expected.title("lenet5-digits", sample_bytes(digits[-1]))
 
 
-def test_an_imagenet_model_without_weights_says_how_to_get_them(app: AppTest) -> None:
+@pytest.mark.parametrize("page", ["pages/home.py", "pages/explain.py", "pages/layers.py", "pages/robustness.py"])
+def test_an_imagenet_model_without_weights_says_how_to_get_them_once(app: AppTest, page: str) -> None:
+    app.switch_page(page).run()
     _select_model(app, "resnet18")
 
     _assert_clean(app)
-    notes = [str(w.value) for w in app.warning] + [str(i.value) for i in app.info]
-    assert any("resnet18 is not available" in note for note in notes), notes
-    weights_file = os.path.basename(urlparse(torchvision.models.get_model_weights("resnet18").DEFAULT.url).path)
-    assert any(weights_file in note and os.environ["TORCH_HOME"] in note for note in notes), notes
+    notes = [str(w.value) for w in app.warning] + [str(i.value) for i in app.info] + [str(e.value) for e in app.error]
+    weights = torchvision.models.get_model_weights("resnet18").DEFAULT
+    folder = Path(os.environ["TORCH_HOME"]) / "hub" / "checkpoints"
+    assert notes == [
+        "resnet18's weights are not on this computer and could not be downloaded (the app is set to work offline). "
+        "To use it: start the app online without CNN_EXPLORER_OFFLINE set, or put the file "
+        f"{os.path.basename(urlparse(weights.url).path)} (from {weights.url}) in {folder}."
+    ], "once, in the page, in words"
+    assert "urlopen" not in _page_text(app)
+    sidebar_note = "ImageNet · not available here: see the page for how to get it."
+    assert next(str(c.value) for c in app.sidebar.caption) == sidebar_note
     assert not app.title
 
 
@@ -166,8 +175,9 @@ def test_an_imagenet_model_in_the_hub_cache_predicts_an_imagenet_class(app: AppT
     # untrained model one clear favourite, which the page and the library must agree on.
     state["classifier.3.bias"] = 3 * torch.randn(1000)
     torch.save(state, checkpoint)
-    app.run()  # as a browser reload would: the picker no longer says "needs download"
-    assert "mobilenet_v3_small (ImageNet)" in app.sidebar.selectbox(key="model_name").options
+    assert "mobilenet_v3_small (download)" in app.sidebar.selectbox(key="model_name").options
+    app.run()  # as a browser reload would: the picker no longer says "(download)"
+    assert "mobilenet_v3_small" in app.sidebar.selectbox(key="model_name").options
 
     _select_model(app, "mobilenet_v3_small")
 
@@ -191,3 +201,66 @@ def test_a_first_visit_to_a_page_url_still_runs_app_py(monkeypatch: pytest.Monke
     assert PagesManager.uses_pages_directory is False
     assert "model_name" in [widget.key for widget in at.sidebar.selectbox], "the sidebar was not drawn"
     assert at.title, "the home page did not render"
+
+
+def _fresh_session(query: dict[str, str]) -> AppTest:
+    """A new browser session on a URL with ``query`` (a refresh, or a shared link), after its first run."""
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "app.py"), default_timeout=120)
+    for key, value in query.items():
+        at.query_params[key] = value
+    at.run()
+    _assert_clean(at)
+    return at
+
+
+def test_the_url_keeps_the_model_and_sample_for_a_refresh(
+    app: AppTest, expected, navigation_mode_as_served: None
+) -> None:
+    model_name = expected.default_model()
+    assert app.query_params == {"model": model_name, "sample": expected.first_sample(model_name)}
+    sample, _ = expected.sample_predicted_otherwise(model_name)
+    app.sidebar.selectbox(key="sample").select(sample).run()
+    assert app.query_params == {"model": model_name, "sample": sample}
+
+    refreshed = _fresh_session({"model": model_name, "sample": sample})  # F5: a new session on the same URL
+
+    assert refreshed.sidebar.selectbox(key="sample").value == sample
+    assert _titles(refreshed) == expected.title(model_name, sample_bytes(sample))
+
+
+def test_a_shared_link_opens_another_model_and_sample(expected, navigation_mode_as_served: None) -> None:
+    digits = [key for key in expected.sample_keys("lenet5-digits") if "lenet5-digits" in SAMPLES[key].models]
+    at = _fresh_session({"model": "lenet5-digits", "sample": digits[3]})
+    assert at.sidebar.selectbox(key="model_name").value == "lenet5-digits"
+    assert at.sidebar.selectbox(key="sample").value == digits[3]
+    assert _titles(at) == expected.title("lenet5-digits", sample_bytes(digits[3]))
+    shape = next(key for key in expected.sample_keys("lenet5-digits") if not SAMPLES[key].models)
+    at = _fresh_session({"model": "lenet5-digits", "sample": shape})  # a general sample for the digit model: kept
+    assert at.sidebar.selectbox(key="sample").value == shape
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"model": "resnet1000", "sample": "shape-square"},
+        {"model": "lenet5-digits", "sample": "no-such-sample"},
+        {"model": "tinyvgg-shapes", "sample": "digit-3"},  # a digit is not offered with the shapes model
+        {"sample": "<script>"},
+    ],
+)
+def test_an_unknown_model_or_sample_in_the_url_falls_back_to_the_default(
+    expected, navigation_mode_as_served: None, query: dict[str, str]
+) -> None:
+    at = _fresh_session(query)
+    known = query.get("model") in ("lenet5-digits", "tinyvgg-shapes")
+    model_name = query["model"] if known else expected.default_model()
+    assert at.sidebar.selectbox(key="model_name").value == model_name
+    assert at.sidebar.selectbox(key="sample").value == expected.first_sample(model_name)
+    assert _titles(at) == expected.title(model_name, sample_bytes(expected.first_sample(model_name)))
+    assert at.query_params == {"model": model_name, "sample": expected.first_sample(model_name)}
+
+
+def test_model_names_are_short_enough_for_the_sidebar(app: AppTest) -> None:
+    options = app.sidebar.selectbox(key="model_name").options
+    assert "resnet18 (download)" in options and "tinyvgg-shapes" in options
+    assert max(len(option) for option in options) <= 30, options

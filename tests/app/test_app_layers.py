@@ -389,3 +389,72 @@ def test_mobilenet_from_the_hub_cache_renders_its_first_layers(cached_hub, app: 
     _assert_clean(app)
     _assert_arithmetic_matches(app, reference)
     assert any("Softmax" in str(markdown.value) for markdown in app.markdown)
+
+
+def _unit_index(at: AppTest, reference: Reference) -> tuple[int, ...]:
+    layer = _current_layer(at)
+    index = (_widget_value(at, "layer_channel"),)
+    if reference.outputs[layer].dim() == 4:
+        index += (_widget_value(at, "unit_row"), _widget_value(at, "unit_col"))
+    return index
+
+
+def _strongest(values) -> tuple[int, ...]:
+    """Where a tensor is largest, found independently of the page: the first position holding its maximum."""
+    peak = values.max()
+    return tuple(int(i) for i in (values == peak).nonzero()[0])
+
+
+def test_every_kind_of_layer_starts_on_its_strongest_unit(app: AppTest, expected) -> None:
+    # max_pool_1's middle unit was a window of four zeros: "max = 0" teaches nothing.
+    _open_layers(app)
+    reference = Reference(app)
+    for info in reference.layers:
+        app.select_slider(key="layer_step").set_value(info.name).run()
+        _assert_clean(app)
+        output = reference.outputs[info.name][0]
+        index = _unit_index(app, reference)
+        if output.dim() == 3:
+            assert index[0] == 0, "the first channel, unless the person picks another"
+            assert index[1:] == _strongest(output[0]), info.name
+        else:
+            assert index == _strongest(output), info.name
+        unit = reference.unit_shown(app)
+        assert unit.captured == pytest.approx(float(output[index[0]].max()))
+        if unit.operation == "max":
+            assert unit.result > 0 and unit.patch.abs().sum() > 0, "a window that holds the map's maximum"
+    best, _ = expected.default_top()
+    assert reference.model.class_names[index[0]] == best, "the logits start on the predicted class"
+
+
+def test_a_chosen_unit_stays_for_its_image_and_the_default_follows_the_new_one(app: AppTest, expected) -> None:
+    _open_layers(app)
+    app.select_slider(key="layer_step").set_value("max_pool_1").run()
+    app.number_input(key="unit_row").set_value(3).run()
+    app.number_input(key="unit_col").set_value(4).run()
+    app.number_input(key="layer_channel").set_value(2).run()  # another channel: the chosen unit stays
+    _assert_clean(app)
+    assert (_widget_value(app, "unit_row"), _widget_value(app, "unit_col")) == (3, 4)
+
+    sample, _ = expected.sample_predicted_otherwise(expected.default_model())
+    app.sidebar.selectbox(key="sample").select(sample).run()  # another image: its own strongest unit
+    _assert_clean(app)
+    reference = Reference(app)
+    assert _current_layer(app) == "max_pool_1" and _widget_value(app, "layer_channel") == 2, "layer and channel stay"
+    assert _unit_index(app, reference)[1:] == _strongest(reference.outputs["max_pool_1"][0, 2])
+    _assert_arithmetic_matches(app, reference)
+
+    app.number_input(key="layer_channel").set_value(5).run()  # not chosen any more: the unit follows the channel
+    _assert_clean(app)
+    assert _unit_index(app, reference)[1:] == _strongest(reference.outputs["max_pool_1"][0, 5])
+
+
+def test_another_model_starts_on_its_first_layer_and_channel(app: AppTest) -> None:
+    _open_layers(app)
+    app.select_slider(key="layer_step").set_value("conv_1_2").run()
+    app.number_input(key="layer_channel").set_value(5).run()
+    _select_model(app, "lenet5-digits")
+    reference = Reference(app)
+    assert _current_layer(app) == reference.layers[0].name
+    assert _widget_value(app, "layer_channel") == 0
+    _assert_arithmetic_matches(app, reference)

@@ -70,7 +70,7 @@ def test_upload_a_state_dict_pick_it_and_see_its_prediction(page: Page, idle, ex
     sidebar = page.get_by_test_id("stSidebar")
     expect(sidebar.get_by_test_id("stAlertContentSuccess")).to_contain_text("Added as my-shapes-again")
     model_box = sidebar.get_by_role("combobox", name="Model")
-    expect(model_box).to_have_value("my-shapes-again (your model)")
+    expect(model_box).to_have_value("my-shapes-again")
     title = sidebar.get_by_role("combobox", name="Sample").input_value()
     (sample,) = [key for key, entry in SAMPLES.items() if entry.title == title]
     own_class, probability = _own_prediction(expected, sample_bytes(sample))
@@ -83,7 +83,7 @@ def test_upload_a_state_dict_pick_it_and_see_its_prediction(page: Page, idle, ex
     # Removing it returns to the default model (and keeps the shared server's model list as the other tests expect).
     sidebar.get_by_role("button", name="Remove my-shapes-again").click()
     idle(page)
-    expect(model_box).to_have_value("tinyvgg-shapes (built-in)")
+    expect(model_box).to_have_value("tinyvgg-shapes")
     expect(page.locator("h1").first).to_have_text(expected.default_title())
 
 
@@ -97,7 +97,7 @@ def test_a_torchscript_model_predicts_and_the_layers_page_says_why_not(page: Pag
     idle(page)
     sidebar.get_by_role("button", name="Add model").click()
     idle(page)
-    expect(sidebar.get_by_role("combobox", name="Model")).to_have_value("my-shapes-scripted (your model)")
+    expect(sidebar.get_by_role("combobox", name="Model")).to_have_value("my-shapes-scripted")
     expect(page.locator("h1").first).to_have_text(re.compile(r"^class \d · \d+\.\d%$"))
 
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Layers").click()

@@ -66,7 +66,7 @@ def test_a_newcomers_tour(page: Page, idle, expected, tour) -> None:
     title = page.locator("h1").first
 
     # Open the app: the default model, its first sample and its prediction.
-    expect(sidebar.get_by_role("combobox", name="Model")).to_have_value(f"{model_name} (built-in)")
+    expect(sidebar.get_by_role("combobox", name="Model")).to_have_value(model_name)
     first_sample = SAMPLES[expected.first_sample(model_name)]
     expect(sidebar.get_by_role("combobox", name="Sample")).to_have_value(first_sample.title)
     expect(title).to_have_text(expected.default_title())
@@ -94,7 +94,7 @@ def test_a_newcomers_tour(page: Page, idle, expected, tour) -> None:
     # Leave the shared server's model list as the other tests expect it.
     sidebar.get_by_role("button", name="Remove my-tour-model").click()
     idle(page)
-    expect(sidebar.get_by_role("combobox", name="Model")).to_have_value(f"{model_name} (built-in)")
+    expect(sidebar.get_by_role("combobox", name="Model")).to_have_value(model_name)
 
 
 def _layers(page: Page, idle, tour, model_name: str, content: bytes) -> None:
@@ -210,9 +210,9 @@ def _explain_the_trained_model(page: Page, idle, tour, expected, run_id: str) ->
     sidebar = page.get_by_test_id("stSidebar")
     model_box = sidebar.get_by_role("combobox", name="Model")
     model_box.click()
-    page.get_by_role("option", name=re.compile(rf"^run-{run_id} ")).click()
+    page.get_by_role("option", name=f"run-{run_id}", exact=True).click()
     idle(page)
-    expect(model_box).to_have_value(f"run-{run_id} (trained run)")
+    expect(model_box).to_have_value(f"run-{run_id}")
     digit = expected.first_sample(PRESET)
     _choose_upload(page, idle)
     _upload(page, idle, SAMPLES[digit].path.name, sample_bytes(digit))
@@ -229,7 +229,7 @@ def _own_model(page: Page, idle, tour, expected, content: bytes, file_name: str)
     _add_shipped_weights(page, idle, "Tour model")
     sidebar = page.get_by_test_id("stSidebar")
     expect(sidebar.get_by_test_id("stAlertContentSuccess")).to_contain_text("Added as my-tour-model")
-    expect(sidebar.get_by_role("combobox", name="Model")).to_have_value("my-tour-model (your model)")
+    expect(sidebar.get_by_role("combobox", name="Model")).to_have_value("my-tour-model")
     _upload(page, idle, file_name, content)
     _nav(page, idle, "Predict")
     own_class, probability = _own_prediction(expected, content)
