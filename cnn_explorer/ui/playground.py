@@ -210,10 +210,10 @@ def playground_selection() -> tuple[LoadedModel | None, Image.Image, str]:
 
 
 def without_model_note() -> None:
-    """One line on the page when the sidebar's model is unavailable: which sections work and which need a model.
-    The sidebar already says why the model is missing and how to get it; this does not repeat it."""
-    name = st.session_state.get("model_name", "The chosen model")
-    st.info(f"**{name} is not available here** (the sidebar says how to get it). {_NEEDS_A_MODEL}")
+    """When the sidebar's model is unavailable: why and how to get it (the sidebar only points here), once, then
+    which sections work without it and which need it."""
+    st.warning(selection().model_note or "The chosen model is not available here.")
+    st.info(_NEEDS_A_MODEL)
 
 
 def _needs_a_model(what: str) -> None:
