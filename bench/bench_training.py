@@ -174,7 +174,8 @@ def report_time_to_accuracy(target: float, threads: int) -> None:
     print(
         f"TinyVGG preset to {target:.0%} validation accuracy: {d.count} training images {pool}, "
         f"{round(d.count * d.val_split)} validation images, batch {s.batch_size}, {s.optimizer} lr {s.lr:g} "
-        f"β2 {s.beta2:g} weight decay {s.weight_decay:g} (warm-up {s.warmup:.0%}, cosine over {s.epochs} epochs), {s.precision}"
+        f"β2 {s.beta2:g} weight decay {s.weight_decay:g} (warm-up {s.warmup:.0%}, cosine over {s.epochs} epochs), "
+        f"{s.precision}"
         f"{' (native)' if s.precision == 'bfloat16' and native_bfloat16() else ''}, {threads} torch thread(s), "
         f"load average {os.getloadavg()[0]:.1f}"
     )
