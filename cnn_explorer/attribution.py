@@ -189,6 +189,25 @@ class Explanation:
         and cut off by its ReLU. Such a map ranks no region above another, so it is neither drawn nor scored."""
         return _is_constant(self.attribution)
 
+    def blank_note(self, default_layer: str | None = None) -> str:
+        """One sentence for a constant map (see :attr:`is_constant`): what it means and what to try instead.
+
+        Args:
+            default_layer: The model's default CAM layer, suggested when this map was computed at another one.
+        """
+        spec = METHODS[self.method]
+        zero = float(self.attribution.abs().max()) == 0.0
+        everywhere = "the map is zero everywhere" if zero else "the map has the same value everywhere"
+        if not spec.uses_layer:
+            return (
+                f"{spec.name} ranks no pixel above another for {self.target_name} ({everywhere}); try another method."
+            )
+        others = " or ".join(
+            name for key, name in (("gradcam", "Grad-CAM"), ("layercam", "LayerCAM")) if key != self.method
+        )
+        where = f"try {default_layer} or {others}" if default_layer and default_layer != self.layer else f"try {others}"
+        return f"No region raises {self.target_name} at {self.layer} ({everywhere}); {where}."
+
     @functools.cached_property
     def heatmap(self) -> Tensor:
         """``[H, W]`` at the input resolution, not normalized (signed for integrated gradients and occlusion,
