@@ -40,6 +40,7 @@ __all__ = [
     "METRICS",
     "RANDOMIZED_KINDS",
     "SIMILAR_RHO",
+    "WORSE_THAN_RANDOM",
     "Curve",
     "DeletionInsertion",
     "Metric",
@@ -63,6 +64,9 @@ StopFn = Callable[[], bool]
 RANDOMIZED_KINDS: tuple[type[nn.Module], ...] = (nn.Conv2d, nn.Linear)
 # A map is "still the same" when its Spearman rank correlation with the original is at least this.
 SIMILAR_RHO = 0.5
+# A map is worse than the random order when its deletion or insertion area is worse by more than this (a hundredth of
+# the probability axis): a smaller gap, such as two curves that both collapse at once, is a tie, not a verdict.
+WORSE_THAN_RANDOM = 0.01
 
 
 @dataclass(frozen=True)
@@ -188,16 +192,26 @@ class DeletionInsertion:
         return self.insertion.auc - self.random_insertion.auc
 
     @property
+    def worse_on_deletion(self) -> bool:
+        """True when the map's deletion area is higher than random's by more than ``WORSE_THAN_RANDOM``."""
+        return self.deletion_gain < -WORSE_THAN_RANDOM
+
+    @property
+    def worse_on_insertion(self) -> bool:
+        """True when the map's insertion area is lower than random's by more than ``WORSE_THAN_RANDOM``."""
+        return self.insertion_gain < -WORSE_THAN_RANDOM
+
+    @property
     def warnings(self) -> tuple[str, ...]:
         """One sentence for each curve on which the map does worse than the random pixel order (none when it beats
         or ties random on both)."""
         found = []
-        if self.deletion_gain < 0:
+        if self.worse_on_deletion:
             found.append(
                 f"Worse than random on deletion (area {self.deletion.auc:.3f} vs {self.random_deletion.auc:.3f}): "
                 "removing the pixels this map ranks first hurts the prediction less than removing pixels at random."
             )
-        if self.insertion_gain < 0:
+        if self.worse_on_insertion:
             found.append(
                 f"Worse than random on insertion (area {self.insertion.auc:.3f} vs {self.random_insertion.auc:.3f}): "
                 "revealing the pixels this map ranks first brings the class back less than revealing them at random."

@@ -64,7 +64,7 @@ for row in range(0, len(methods), 3):
             st.markdown(f"##### {METHODS[method].name}")
             result = ui.explanation(model, x, digest, method, target, layer, params.get(method, {}))
             if result is not None:
-                ui.explanation_card(result, picture, display)
+                ui.explanation_card(result, picture, display, default_layer)
 
 if default_layer:
     st.subheader("Grad-CAM, step by step")

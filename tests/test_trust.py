@@ -25,6 +25,7 @@ from cnn_explorer.preprocess import Preprocess
 from cnn_explorer.trust import (
     METRICS,
     SIMILAR_RHO,
+    WORSE_THAN_RANDOM,
     deletion_insertion,
     infidelity,
     randomization_check,
@@ -550,8 +551,11 @@ def test_a_map_ranking_pixels_against_their_true_importance_is_worse_than_random
     good = deletion_insertion(model, x, importance, target=0, steps=8)
     assert good.deletion_gain > 0 and good.insertion_gain > 0
     assert good.warnings == ()
+    tie = dataclasses.replace(good, deletion=dataclasses.replace(good.deletion, auc=good.random_deletion.auc + 0.005))
+    assert not tie.worse_on_deletion and tie.warnings == ()  # within a hundredth: a tie, not worse
     bad = deletion_insertion(model, x, -importance, target=0, steps=8)
-    assert bad.deletion.auc > bad.random_deletion.auc and bad.insertion.auc < bad.random_insertion.auc
+    assert bad.deletion_gain < -WORSE_THAN_RANDOM and bad.insertion_gain < -WORSE_THAN_RANDOM
+    assert bad.worse_on_deletion and bad.worse_on_insertion
     assert bad.warnings == (
         f"Worse than random on deletion (area {bad.deletion.auc:.3f} vs {bad.random_deletion.auc:.3f}): removing the "
         "pixels this map ranks first hurts the prediction less than removing pixels at random.",

@@ -138,9 +138,40 @@ def test_the_trust_panel_runs_on_demand_and_shows_the_library_figures(app: AppTe
     for row, method in enumerate(["gradcam", "guided_backprop"]):
         report = trust_report(model, x, method)
         curves = report.faithfulness
-        assert table["deletion AUC ↓"][row] == f"{curves.deletion.auc:.3f} (random {curves.random_deletion.auc:.3f})"
-        assert table["insertion AUC ↑"][row] == f"{curves.insertion.auc:.3f} (random {curves.random_insertion.auc:.3f})"
+        worse_deletion = " ✗ worse than random" if curves.worse_on_deletion else ""
+        worse_insertion = " ✗ worse than random" if curves.worse_on_insertion else ""
+        deletion = f"{curves.deletion.auc:.3f} (random {curves.random_deletion.auc:.3f}){worse_deletion}"
+        insertion = f"{curves.insertion.auc:.3f} (random {curves.random_insertion.auc:.3f}){worse_insertion}"
+        assert table["deletion AUC ↓"][row] == deletion
+        assert table["insertion AUC ↑"][row] == insertion
+        for sentence in curves.warnings:
+            assert f"{METHODS[method].name}: {sentence}" in [str(w.value) for w in at.warning]
         assert table["ρ after randomization ↓"][row] == f"{report.randomization.correlation:.2f}"
         assert table["infidelity ↓"][row] == f"{report.infidelity:.3g}"
         assert table["sanity check"][row] == ("⚠ barely changes" if report.randomization.flagged else "✓ changes")
     assert not [b for b in at.button if b.key == "trust_run"]  # nothing left to run
+
+
+def test_a_blank_map_says_so_on_the_map_and_is_not_scored(app: AppTest) -> None:
+    """issue 14: Score-CAM of the circle at conv_2_2 (before its ReLU) is zero everywhere; the page showed the bare
+    image with "0 … 1 (of the largest)" and the trust table passed it."""
+    app.sidebar.selectbox(key="sample").select("shape-circle").run()
+    at = _open(app)
+    model, x = _page_input(at)
+    assert at.selectbox(key=f"explain_layer_{model.name}").value == "relu_2_2"
+    at.multiselect(key="explain_methods").set_value(["scorecam", "gradcam"]).run()
+    at.selectbox(key=f"explain_layer_{model.name}").select("conv_2_2").run()
+    _assert_clean(at)
+    assert explain(model, x, "scorecam", layer="conv_2_2").is_constant
+    note = "No region raises circle at conv_2_2 (the map is zero everywhere); try relu_2_2 or Grad-CAM or LayerCAM."
+    captions = [str(c.value) for c in at.caption]
+    assert f"circle at `conv_2_2` · no colour scale: {note}" in "\n".join(captions), captions
+    assert sum("(of the largest)" in c for c in captions) == 1  # Grad-CAM's, not Score-CAM's
+    at.button(key="trust_run").click().run()
+    _assert_clean(at)
+    table = at.table[0].value.reset_index()
+    scorecam = table[table["method"] == METHODS["scorecam"].name].iloc[0]
+    assert scorecam["sanity check"] == "constant map: not scored"
+    assert scorecam["deletion AUC ↓"] == scorecam["ρ after randomization ↓"] == "—"
+    assert f"Score-CAM: Not scored: {note}" in [str(w.value) for w in at.warning]
+    assert "✓" not in scorecam["sanity check"]
