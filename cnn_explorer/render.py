@@ -111,6 +111,18 @@ class ColouredMap:
     cmap: str
 
 
+def percent(p: float) -> str:
+    """A probability or share as a percentage to one decimal, rounded honestly: never signed when zero (a rest
+    computed as ``1 - Σ`` may come out at -1e-9), ``"< 0.1%"`` for a share that is not zero but rounds to it, and
+    ``"> 99.9%"`` for one that is not 1 but rounds to 100 %."""
+    p = min(max(float(p), 0.0), 1.0)
+    if 0.0 < p < 0.0005:
+        return "< 0.1%"
+    if 0.9995 <= p < 1.0:
+        return "> 99.9%"
+    return f"{p:.1%}"
+
+
 def for_display(img: Image.Image, min_side: int = 224) -> Image.Image:
     """Upscale a small image with nearest-neighbour so its pixels stay visible as squares."""
     factor = -(-min_side // max(1, min(img.size)))

@@ -3,7 +3,7 @@ step, and whether each map can be trusted."""
 
 import streamlit as st
 
-from cnn_explorer import ui
+from cnn_explorer import render, ui
 from cnn_explorer.attribution import METHODS
 
 DEFAULT_METHODS = ["gradcam", "saliency", "integrated_gradients"]
@@ -17,7 +17,7 @@ conv_layers, default_layer = ui.cached_cam_layers(model.name, model)
 best_index, best_name, best_probability = prediction.top[0]
 st.title(f"Why {best_name}?")
 st.caption(
-    f"{model.name} says **{best_name}** with probability {best_probability:.1%}. Each map below answers "
+    f"{model.name} says **{best_name}** with probability {render.percent(best_probability)}. Each map below answers "
     "*which parts of the image made the score of the chosen class high* — each in its own way."
 )
 

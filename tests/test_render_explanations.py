@@ -86,3 +86,21 @@ def test_a_blank_map_is_the_faded_image_with_its_note_written_on_it():
     assert (longer.sum(axis=2) < 200).sum() > 1.5 * dark  # every word is drawn (wrapped, none cut off)
     rows = np.flatnonzero((pixels.sum(axis=2) < 200).any(axis=1))
     assert rows.max() - rows.min() > 3 * 320 / 18  # wrapped onto several lines
+
+
+@pytest.mark.parametrize(
+    ("share", "shown"),
+    [
+        (-1e-9, "0.0%"),  # 1 - Σ of the top five, rounded below zero: never "-0.0%"
+        (0.0, "0.0%"),
+        (3e-6, "< 0.1%"),  # not zero, so not "0.0%"
+        (0.0005, "0.1%"),
+        (0.123456, "12.3%"),
+        (0.9994, "99.9%"),
+        (0.99996, "> 99.9%"),  # not certain, so not "100.0%"
+        (1.0, "100.0%"),
+        (1.0000001, "100.0%"),
+    ],
+)
+def test_percent_rounds_honestly(share, shown):
+    assert render.percent(share) == shown
