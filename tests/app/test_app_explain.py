@@ -4,6 +4,8 @@ method at once, the Grad-CAM walkthrough checked against the method, other model
 What the page says is compared with the library called directly for the same model, image and class.
 """
 
+import io
+
 import numpy as np
 import pytest
 import torch
@@ -175,3 +177,47 @@ def test_a_blank_map_says_so_on_the_map_and_is_not_scored(app: AppTest) -> None:
     assert scorecam["deletion AUC ↓"] == scorecam["ρ after randomization ↓"] == "—"
     assert f"Score-CAM: Not scored: {note}" in [str(w.value) for w in at.warning]
     assert "✓" not in scorecam["sanity check"]
+
+
+def test_adding_a_model_keeps_the_explanations_already_computed(app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """issue 14: with every method chosen, adding your own copy of the shipped model re-ran all 10 (18.9 s). The
+    results are keyed on what the model computes, so the same weights under a new name are not computed again.
+    (The shape samples are offered only with the shipped model, so there the image itself changes: see the cat.)"""
+    import cnn_explorer.ui.explain as views
+
+    computed: list[tuple[str, str]] = []
+    real = views.explain
+
+    def counting(model, x, method, **kwargs):
+        computed.append((model.name, method))
+        return real(model, x, method, **kwargs)
+
+    monkeypatch.setattr(views, "explain", counting)
+    app.sidebar.selectbox(key="sample").select("cat").run()  # a sample offered with every model
+    at = _open(app)
+    at.multiselect(key="explain_methods").set_value(list(METHODS)).run()
+    _assert_clean(at)
+    before = _map_scales(at)
+    assert len(before) == len(METHODS)
+    buffer = io.BytesIO()
+    torch.save(load_model("tinyvgg-shapes").module.state_dict(), buffer)
+    at.sidebar.segmented_control(key="own_kind").set_value("state_dict").run()
+    at.sidebar.file_uploader(key="own_file_0").upload("shapes.pt", buffer.getvalue()).run()
+    at.sidebar.selectbox(key="own_architecture").select("TinyVGG")
+    at.sidebar.number_input(key="own_classes").set_value(10)
+    at.sidebar.checkbox(key="own_standardize").check()  # the shipped model's normalization
+    at.sidebar.text_input(key="own_name").input("Shapes again")
+    computed.clear()
+    at.sidebar.button(key="own_add").click().run()
+    _assert_clean(at)
+    assert at.sidebar.selectbox(key="model_name").value == "my-shapes-again"
+    assert at.sidebar.selectbox(key="sample").value == "cat"  # the same image: only the model's name is new
+    assert _headings(at) == [spec.name for spec in METHODS.values()]
+    assert computed == [("my-shapes-again", "gradcam")]  # the walkthrough's own check only, no method re-run
+    assert _map_scales(at) == before  # the same maps on the same scales (only the class's name is the new model's)
+    assert any(str(c.value).startswith("class 3 at `relu_2_2` · ") for c in at.caption)
+
+
+def _map_scales(at: AppTest) -> list[str]:
+    """Each map caption's colour range (the class name and the time cut off)."""
+    return [str(c.value).split(" · ")[1] for c in at.caption if "(of the largest)" in str(c.value)]
