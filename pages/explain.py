@@ -31,6 +31,7 @@ methods = pick.multiselect(
     format_func=lambda key: METHODS[key].name,
     key="explain_methods",
 )
+ui.chips_wrap("explain_methods")
 ranked = [index for index, _, _ in prediction.top]
 target = target_col.selectbox(
     "Explain the class",

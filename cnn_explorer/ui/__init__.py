@@ -9,6 +9,7 @@ from cnn_explorer.ui.core import DEFAULT_MODEL, Selection, cached_input, cached_
 from cnn_explorer.ui.explain import (
     HeatDisplay,
     cached_cam_layers,
+    chips_wrap,
     explanation,
     explanation_card,
     gradcam_walkthrough,
@@ -98,6 +99,7 @@ __all__ = [
     "cached_translation",
     "cached_visualizable_layers",
     "cached_weight_sharing",
+    "chips_wrap",
     "computed",
     "convolution_view",
     "current_run_id",

@@ -40,6 +40,17 @@ def cached_cam_layers(model_name: str, _model: LoadedModel) -> tuple[list[str], 
         return layers, None
 
 
+def chips_wrap(key: str) -> None:
+    """Let the multiselect with ``key`` grow onto as many lines as its chosen options need: by default it keeps one
+    line and scrolls sideways, so with many methods chosen only the last few were visible."""
+    container = f".st-key-{key} [data-testid='stMultiSelectTagsContainer']"
+    st.html(
+        f"<style>{container} {{ flex-wrap: wrap; overflow-x: visible; height: auto; row-gap: 4px; padding: 2px 0; }}"
+        f" .st-key-{key} [role='group']:has(> {container.split(' ')[1]}) {{ height: auto; max-height: none; }}"
+        "</style>"
+    )
+
+
 def method_params(spec: MethodSpec) -> dict[str, int | float | str]:
     """Widgets for a method's parameters, built from ``spec.params``; returns the chosen values."""
     values: dict[str, int | float | str] = {}
