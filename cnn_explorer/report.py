@@ -561,7 +561,7 @@ def _trust_section(
             f'<td class="num">{report.seconds:.1f}</td></tr>'
         )
     table = f"""<table class="trust">{_TRUST_COLUMNS}<thead><tr><th>method</th><th class="num">deletion AUC ↓</th>
-<th class="num">insertion AUC ↑</th><th class="num">ρ after randomization ↓</th><th>sanity check</th>
+<th class="num">insertion AUC ↑</th><th class="num">ρ after random&shy;ization ↓</th><th>sanity check</th>
 <th class="num">infidelity ↓</th><th class="num">max sensitivity ↓</th><th class="num">seconds</th></tr></thead>
 <tbody>{"".join(rows)}</tbody></table>"""
     intro = """<p>A map can look convincing and still not describe the model. These published checks test each map on
@@ -754,8 +754,8 @@ def _markdown(text: str) -> str:
 
 # The trust table's column widths (fixed layout: the table is as wide as its column, and long cells wrap).
 _TRUST_COLUMNS = (
-    '<colgroup><col style="width:17%"><col style="width:12%"><col style="width:12%"><col style="width:12%">'
-    '<col style="width:15%"><col style="width:11%"><col style="width:12%"><col style="width:9%"></colgroup>'
+    '<colgroup><col style="width:15%"><col style="width:12%"><col style="width:12%"><col style="width:14.5%">'
+    '<col style="width:15%"><col style="width:10.5%"><col style="width:12%"><col style="width:9%"></colgroup>'
 )
 
 _PAGE = """<!DOCTYPE html>
@@ -821,7 +821,7 @@ th { font-weight: 600; color: #374151; border-bottom: 1.5px solid #9ca3af; }
 .num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .topk td { vertical-align: middle; }
 .trust { table-layout: fixed; }
-.trust th, .trust td { white-space: normal; overflow-wrap: anywhere; hyphens: auto; }
+.trust th, .trust td { white-space: normal; overflow-wrap: break-word; }
 .trust .worse { color: #b91c1c; }
 .blank img { border: 1px solid #f59e0b; }
 .barcell { width: 32%; }
