@@ -46,7 +46,8 @@ if default_layer:
         conv_layers,
         index=conv_layers.index(default_layer),
         key=f"explain_layer_{model.name}",
-        help="The convolutional layer the CAM methods weigh. The last one with a spatial map is the usual choice.",
+        help="The feature maps the CAM methods weigh: a convolution, or the map after its activation. CAMs are "
+        "defined on rectified maps, so the default is the last convolution's map after its ReLU.",
     )
 display = ui.heat_display_controls()
 
