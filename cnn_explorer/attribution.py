@@ -37,6 +37,8 @@ from cnn_explorer.layers import inplace_disabled
 from cnn_explorer.zoo import LoadedModel
 
 __all__ = [
+    "ACTIVATIONS",
+    "CONSTANT_TOLERANCE",
     "METHODS",
     "Cancelled",
     "Explanation",
@@ -53,6 +55,8 @@ __all__ = [
 ]
 
 ProgressFn = Callable[[float], None]  # fraction done, 0 … 1
+#: A map whose values span at most this fraction of its largest magnitude is constant (see ``Explanation.is_constant``).
+CONSTANT_TOLERANCE = 1e-6
 
 
 class Cancelled(Exception):
@@ -179,11 +183,45 @@ class Explanation:
     seconds: float = field(default=0.0, compare=False)
 
     @functools.cached_property
+    def is_constant(self) -> bool:
+        """True when the map says nothing: every value of the raw attribution is the same (to within a millionth of
+        the largest magnitude), most often zero everywhere — a CAM whose weighted sum is negative at every position
+        and cut off by its ReLU. Such a map ranks no region above another, so it is neither drawn nor scored."""
+        return _is_constant(self.attribution)
+
+    def blank_note(self, default_layer: str | None = None) -> str:
+        """One sentence for a constant map (see :attr:`is_constant`): what it means and what to try instead.
+
+        Args:
+            default_layer: The model's default CAM layer, suggested when this map was computed at another one.
+        """
+        spec = METHODS[self.method]
+        zero = float(self.attribution.abs().max()) == 0.0
+        everywhere = "the map is zero everywhere" if zero else "the map has the same value everywhere"
+        if not spec.uses_layer:
+            return (
+                f"{spec.name} ranks no pixel above another for {self.target_name} ({everywhere}); try another method."
+            )
+        others = " or ".join(
+            name for key, name in (("gradcam", "Grad-CAM"), ("layercam", "LayerCAM")) if key != self.method
+        )
+        where = f"try {default_layer} or {others}" if default_layer and default_layer != self.layer else f"try {others}"
+        return f"No region raises {self.target_name} at {self.layer} ({everywhere}); {where}."
+
+    @functools.cached_property
     def heatmap(self) -> Tensor:
         """``[H, W]`` at the input resolution, not normalized (signed for integrated gradients and occlusion,
         non-negative for the others): the attribution reduced over channels, or a CAM upsampled bilinearly.
         Computed on first use (a caller that needs only the attribution, such as the trust metrics, skips it)."""
         return _heatmaps(METHODS[self.method], self.attribution[None], self.input_size)[0]
+
+
+def _is_constant(values: Tensor) -> bool:
+    values = values.detach().to(torch.float64)
+    if values.numel() == 0 or not torch.isfinite(values).all():
+        return False
+    span = float(values.max() - values.min())
+    return span <= CONSTANT_TOLERANCE * float(values.abs().max())
 
 
 _BATCH = Param("batch", "Images per forward pass", 32, 1, 256, help="More is faster and uses more memory.")
@@ -370,46 +408,110 @@ class _GradCAMpp(GradCAMpp):
 
 
 _TORCHCAM = {"gradcam": GradCAM, "gradcam++": _GradCAMpp, "layercam": LayerCAM, "scorecam": ScoreCAM}
-_CAM_LAYERS: weakref.WeakKeyDictionary[nn.Module, dict[str, tuple[int, int]]] = weakref.WeakKeyDictionary()
+_CAM_LAYERS: weakref.WeakKeyDictionary[nn.Module, dict[str, _CamLayer]] = weakref.WeakKeyDictionary()
 _BLUR_SIGMA = 0.1  # of the image side, for the "blurred" baseline
 
 
 # ── layers and targets ──────────────────────────────────────────────────────────────────────────────────────────
 
 
-def cam_layers(model: LoadedModel) -> dict[str, tuple[int, int]]:
-    """The convolutional layers a CAM can be computed at, in execution order (those called once per forward), each
-    with the height and width of its output."""
+# Activation modules whose output is the feature map the next layer reads: a CAM is defined on such a map (the
+# paper's rectified maps), not on the convolution's raw output before it, which is negative over most of the image.
+# ReLU-family maps are rectified; LeNet-5's tanh and MobileNetV3's hard-swish are where those architectures put
+# their nonlinearity.
+ACTIVATIONS: tuple[type[nn.Module], ...] = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.PReLU,
+    nn.ELU,
+    nn.SELU,
+    nn.CELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Mish,
+    nn.Hardswish,
+    nn.Hardtanh,
+    nn.Tanh,
+    nn.Sigmoid,
+    nn.Hardsigmoid,
+    nn.Softplus,
+)
+
+
+@dataclass(frozen=True)
+class _CamLayer:
+    """A layer a CAM can be computed at: a convolution, or a module whose output is an activation's output."""
+
+    size: tuple[int, int]
+    channels: int
+    activated: bool
+
+
+def _find_cam_layers(model: LoadedModel) -> dict[str, _CamLayer]:
+    """One forward pass of a zero input with a hook on every module. A convolution called once is a CAM layer; so is
+    any module called once whose output tensor *is* an activation module's output (a leaf ReLU, or a block such as
+    ResNet's ``layer4.1`` that ends in one): the first module to produce that tensor names it. In-place flags are
+    off meanwhile, so a tensor that a later in-place op rewrites is not mistaken for its successor."""
+    module = model.module
+    names = {m: name for name, m in module.named_modules() if m is not module}
+    calls: dict[str, int] = {}
+    found: dict[str, tuple[Tensor, bool]] = {}
+    activated: list[Tensor] = []  # kept alive, so that identity compares tensors, not recycled ids
+
+    def record(m: nn.Module, _inputs: Any, output: Any) -> None:
+        name = names[m]
+        calls[name] = calls.get(name, 0) + 1
+        if not isinstance(output, Tensor) or output.dim() != 4:
+            return
+        if isinstance(m, ACTIVATIONS):
+            activated.append(output)
+        if isinstance(m, nn.Conv2d):
+            found.setdefault(name, (output, False))
+        elif any(output is t for t in activated) and not any(output is t for t, _ in found.values()):
+            found.setdefault(name, (output, True))
+
+    handles = [m.register_forward_hook(record) for m in names]
+    try:
+        with inplace_disabled(module), torch.no_grad():
+            module(torch.zeros(1, *model.input_size))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {
+        name: _CamLayer((int(t.shape[-2]), int(t.shape[-1])), int(t.shape[1]), is_activated)
+        for name, (t, is_activated) in found.items()
+        if calls[name] == 1
+    }
+
+
+def _cam_layer_info(model: LoadedModel) -> dict[str, _CamLayer]:
     with model.lock:  # hooks only while no other thread runs the shared module
-        if (known := _CAM_LAYERS.get(model.module)) is not None:
-            return dict(known)  # every explanation checks its layer: no walk over the modules then
-        convs = {module: name for name, module in model.module.named_modules() if isinstance(module, nn.Conv2d)}
-        sizes: dict[str, tuple[int, int]] = {}
-        calls: dict[str, int] = {}
+        if (known := _CAM_LAYERS.get(model.module)) is None:
+            known = _CAM_LAYERS[model.module] = _find_cam_layers(model)
+    return known
 
-        def record(module: nn.Module, _inputs: Any, output: Tensor) -> None:
-            name = convs[module]
-            calls[name] = calls.get(name, 0) + 1
-            sizes[name] = (int(output.shape[-2]), int(output.shape[-1]))
 
-        handles = [module.register_forward_hook(record) for module in convs]
-        try:
-            with torch.no_grad():
-                model.module(torch.zeros(1, *model.input_size))
-        finally:
-            for handle in handles:
-                handle.remove()
-        _CAM_LAYERS[model.module] = {name: size for name, size in sizes.items() if calls[name] == 1}
-    return dict(_CAM_LAYERS[model.module])
+def cam_layers(model: LoadedModel) -> dict[str, tuple[int, int]]:
+    """The layers a CAM can be computed at, in execution order (those called once per forward), each with the
+    height and width of its output: every convolution, and every activated map (the output of a ReLU or another
+    activation, or of a block that ends in one; see :data:`ACTIVATIONS`)."""
+    return {name: info.size for name, info in _cam_layer_info(model).items()}
 
 
 def default_cam_layer(model: LoadedModel) -> str:
-    """The last convolutional layer whose output is still a map (more than 1×1): the usual choice, the highest-level
-    features that keep a spatial layout (LeNet-5's last conv, ``c5``, is 1×1 and would give a constant map)."""
-    spatial = [name for name, (h, w) in cam_layers(model).items() if h * w > 1]
-    if not spatial:
+    """The layer the CAMs use by default: the last convolution whose output is still a map (more than 1×1), taken
+    after its activation when one follows it (TinyVGG's ``relu_2_2``, ResNet's ``layer4.1``, VGG's ``features.29``).
+
+    CAMs are defined on rectified feature maps: the raw output of a convolution before its ReLU is negative over
+    most of the image, and Score-CAM or Grad-CAM++ on it is often zero everywhere. LeNet-5's last spatial
+    convolution, ``c3``, is followed by ``tanh3``; its ``c5`` is 1×1 and would give a constant map."""
+    spatial = [(name, info) for name, info in _cam_layer_info(model).items() if info.size[0] * info.size[1] > 1]
+    convs = [i for i, (_, info) in enumerate(spatial) if not info.activated]
+    if not convs:
         raise ValueError(f"{model.name} has no convolutional layer with a spatial output; CAMs do not apply to it.")
-    return spatial[-1]
+    after = [name for name, info in spatial[convs[-1] + 1 :] if info.activated]
+    return after[-1] if after else spatial[convs[-1]][0]
 
 
 def resolve_target(model: LoadedModel, target: int | str) -> int:
@@ -430,7 +532,8 @@ def _check_layer(model: LoadedModel, layer: str) -> None:
     layers = cam_layers(model)
     if layer not in layers:
         raise ValueError(
-            f"{layer!r} is not a convolutional layer of {model.name}. Its conv layers: {', '.join(layers)}."
+            f"{layer!r} is not a layer of {model.name} a CAM can use. Its convolutions and activated maps: "
+            f"{', '.join(layers)}."
         )
 
 
@@ -658,7 +761,7 @@ def _expected_rows(spec: MethodSpec, values: dict, model: LoadedModel, x: Tensor
         windows = math.prod((side - w) // s + 1 for side, w, s in zip(x.shape[-2:], window, stride, strict=True))
         return n * (1 + windows)
     if spec.key == "scorecam":  # TorchCAM's pass that records the layer, one per channel, then the scores
-        return n * (1 + model.module.get_submodule(layer).out_channels)
+        return n * (1 + _cam_layer_info(model)[layer].channels)
     return n
 
 

@@ -26,7 +26,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
 from cnn_explorer.zoo import Prediction
@@ -109,6 +109,18 @@ class ColouredMap:
     vmin: float
     vmax: float
     cmap: str
+
+
+def percent(p: float) -> str:
+    """A probability or share as a percentage to one decimal, rounded honestly: never signed when zero (a rest
+    computed as ``1 - Σ`` may come out at -1e-9), ``"< 0.1%"`` for a share that is not zero but rounds to it, and
+    ``"> 99.9%"`` for one that is not 1 but rounds to 100 %."""
+    p = min(max(float(p), 0.0), 1.0)
+    if 0.0 < p < 0.0005:
+        return "< 0.1%"
+    if 0.9995 <= p < 1.0:
+        return "> 99.9%"
+    return f"{p:.1%}"
 
 
 def for_display(img: Image.Image, min_side: int = 224) -> Image.Image:
@@ -1027,6 +1039,45 @@ def heat_overlay(
     blended = (1 - weight) * np.asarray(base, dtype=np.float64) + weight * colours
     image = Image.fromarray(np.clip(np.rint(blended), 0, 255).astype(np.uint8))
     return ColouredMap(image=image, vmin=vmin, vmax=vmax, cmap=cmap)
+
+
+def blank_map(picture: Image.Image, note: str, min_side: int = 320) -> Image.Image:
+    """The image faded, with ``note`` written across it: what the page shows instead of an overlay when a map is
+    constant (an overlay of nothing would be the bare image, and read as "the method found nothing here" no
+    better than as "the method saw everything alike").
+
+    Args:
+        picture: The image at the input's geometry.
+        note: The sentence to write (wrapped to the image's width).
+        min_side: The picture is upscaled (nearest neighbour) to at least this side first, so the text is legible.
+    """
+    shown = for_display(picture.convert("RGB"), min_side)
+    faded = Image.blend(shown, Image.new("RGB", shown.size, (255, 255, 255)), 0.7)
+    draw = ImageDraw.Draw(faded)
+    size = max(10, round(min(shown.size) / 18))
+    font = ImageFont.load_default(size=size)
+    margin = size
+    lines = _wrapped(note, draw, font, shown.width - 2 * margin)
+    spacing = size // 3
+    height = len(lines) * size + (len(lines) - 1) * spacing
+    top = max(margin, (shown.height - height) // 2)
+    box = (margin // 2, top - margin // 2, shown.width - margin // 2, top + height + margin // 2)
+    draw.rectangle(box, fill=(255, 255, 255), outline=(180, 83, 9), width=2)
+    for i, line in enumerate(lines):
+        draw.text((margin, top + i * (size + spacing)), line, fill=(31, 41, 55), font=font)
+    return faded
+
+
+def _wrapped(text: str, draw: ImageDraw.ImageDraw, font: ImageFont.FreeTypeFont, width: int) -> list[str]:
+    """``text`` split at spaces into lines no wider than ``width`` pixels (a longer single word gets its own line)."""
+    lines: list[str] = []
+    for word in text.split():
+        candidate = f"{lines[-1]} {word}" if lines else word
+        if lines and draw.textlength(candidate, font=font) <= width:
+            lines[-1] = candidate
+        else:
+            lines.append(word)
+    return lines
 
 
 def curves_figure(

@@ -348,7 +348,7 @@ def _header(title: str, model: LoadedModel, subject: str, best_name: str, best_p
 <h1>{_text(title)}</h1>
 <p class="meta">{_text(model.summary)} · generated {when} with CNN Explorer (PyTorch {_text(torch.__version__)})</p>
 <p class="verdict">{_text(model.name)} says {_text(subject)} is <strong>{_text(best_name)}</strong>
-with probability <strong>{best_probability:.1%}</strong>.</p>
+with probability <strong>{render.percent(best_probability)}</strong>.</p>
 </header>"""
 
 
@@ -359,13 +359,14 @@ def _prediction_section(prediction: Prediction, picture: Image.Image, model: Loa
         bar = "bar best" if rank == 1 else "bar"
         rows.append(
             f'<tr><td class="num">{rank}</td><td>{_text(name)}</td>'
-            f'<td class="num" data-value="{probability!r}">{probability:.1%}</td>'
+            f'<td class="num" data-value="{probability!r}">{render.percent(probability)}</td>'
             f'<td class="barcell"><div class="{bar}" style="width:{100 * probability:.1f}%"></div></td>'
             f'<td class="num dim">{float(prediction.logits[index]):.3f}</td></tr>'
         )
-    rest = 1.0 - sum(p for _, _, p in prediction.top[:k])
+    shown = {index for index, _, _ in prediction.top[:k]}
+    rest = sum(float(p) for i, p in enumerate(prediction.probabilities) if i not in shown)  # not 1 - Σ: no -0.0 %
     others = len(prediction.top) - k
-    tail = f'<p class="caption">The other {others} classes share {rest:.1%}.</p>' if others > 0 else ""
+    tail = f'<p class="caption">The other {others} classes share {render.percent(rest)}.</p>' if others > 0 else ""
     return f"""<section class="keep">
 <h2>1 · Prediction</h2>
 <div class="row">
@@ -396,6 +397,7 @@ def _input_section(model: LoadedModel, image: Image.Image, picture: Image.Image,
         )
     steps = "".join(f"<li>{_text(step)}</li>" for step in model.preprocess.steps())
     return f"""<section>
+<div class="keep">
 <h2>2 · The input as the network sees it</h2>
 <div class="row">
 <figure class="third">{_img(render.for_display(given, _PICTURE_PX), "the image as given", pixels=True)}
@@ -403,6 +405,7 @@ def _input_section(model: LoadedModel, image: Image.Image, picture: Image.Image,
 <figure class="third">{_img(render.for_display(picture, _PICTURE_PX), "the image as the network sees it", pixels=True)}
 <figcaption>As the network sees it: {picture.width}×{picture.height} pixels</figcaption></figure>
 <div class="grow"><h3 class="first">Preprocessing</h3><ol>{steps}</ol></div>
+</div>
 </div>
 <div class="keep">
 <p>The result is the input tensor <code>{_text(str(list(x.shape)))}</code> = [batch, channels, height, width]:
@@ -442,11 +445,15 @@ layer: <span data-range="{low!r} {high!r}">{low:.3g} … {high:.3g}</span> ({_te
 def _layers_section(parts: Sequence[str], chosen: Sequence[str]) -> str:
     if not chosen:
         return '<section><h2>3 · Feature maps</h2><p class="note">No layer was chosen.</p></section>'
+    # The heading, its paragraph and the first layer stay on one page: a heading alone at a page's foot says nothing.
     return f"""<section>
+<div class="keep">
 <h2>3 · Feature maps</h2>
 <p>What {len(chosen)} of the network's layers detect in this image: each small map shows where one filter
 responds (bright: strongly). Early layers react to edges and colours, later ones to larger patterns.</p>
-{"".join(parts)}
+{parts[0] if parts else ""}
+</div>
+{"".join(parts[1:])}
 </section>"""
 
 
@@ -470,8 +477,18 @@ def _explanations_section(
             )
             continue
         result = explanations[method]
-        shown = render.heat_overlay(picture, result.heatmap)  # the Explain page's default look
         at = f" at <code>{_text(result.layer)}</code>" if result.layer else ""
+        if result.is_constant:  # an overlay of nothing would be the bare image: the reason is written on it
+            note = result.blank_note()
+            blank = render.blank_map(picture, note, _PICTURE_PX)
+            cards.append(
+                f"""<figure class="card blank" data-constant="true"><h3>{_text(spec.name)}</h3>
+{_img(blank, f"{spec.name}: {note}")}
+<figcaption>For <strong>{_text(result.target_name)}</strong>{at} · no colour scale: {_text(note)} ·
+<span class="nowrap">{result.seconds:.2f} s</span><br>{_text(spec.summary)} {cite}</figcaption></figure>"""
+            )
+            continue
+        shown = render.heat_overlay(picture, result.heatmap)  # the Explain page's default look
         cards.append(
             f"""<figure class="card"><h3>{_text(spec.name)}</h3>
 {_img(render.for_display(shown.image, _PICTURE_PX), f"{spec.name} over the image", pixels=True)}
@@ -507,23 +524,55 @@ def _trust_section(
     for method, report in reports.items():
         curves, check = report.faithfulness, report.randomization
         values = report.values
+        warnings.extend(
+            f'<p class="note">{_text(METHODS[method].name)}: {_text(sentence)}</p>' for sentence in report.warnings()
+        )
+        if curves is None or check is None:  # a constant map: marked, not scored
+            cells = "".join(
+                f'<td class="num" data-metric="{key}" data-value="{values[key]!r}">—</td>'
+                for key in ("deletion", "insertion", "randomization")
+            )
+            rows.append(
+                f'<tr data-method="{_text(method)}" data-constant="true"><td class="method">'
+                f"{_text(METHODS[method].name)}</td>{cells}"
+                '<td class="verdict-cell">constant map: not scored</td>'
+                + "".join(
+                    f'<td class="num" data-metric="{key}" data-value="{values[key]!r}">—</td>'
+                    for key in ("infidelity", "sensitivity")
+                )
+                + f'<td class="num">{report.seconds:.1f}</td></tr>'
+            )
+            continue
+        worse_deletion = '<br><span class="worse">✗ worse than random</span>' if curves.worse_on_deletion else ""
+        worse_insertion = '<br><span class="worse">✗ worse than random</span>' if curves.worse_on_insertion else ""
         rows.append(
             f'<tr data-method="{_text(method)}"><td class="method">{_text(METHODS[method].name)}</td>'
             f'<td class="num" data-metric="deletion" data-value="{values["deletion"]!r}">{curves.deletion.auc:.3f}'
-            f'<br><span class="dim">random {curves.random_deletion.auc:.3f}</span></td>'
+            f'<br><span class="dim">random {curves.random_deletion.auc:.3f}</span>{worse_deletion}</td>'
             f'<td class="num" data-metric="insertion" data-value="{values["insertion"]!r}">{curves.insertion.auc:.3f}'
-            f'<br><span class="dim">random {curves.random_insertion.auc:.3f}</span></td>'
+            f'<br><span class="dim">random {curves.random_insertion.auc:.3f}</span>{worse_insertion}</td>'
             f'<td class="num" data-metric="randomization" data-value="{values["randomization"]!r}">'
             f"{check.correlation:.2f}</td>"
-            f'<td class="verdict-cell">{"⚠ barely changes" if check.flagged else "✓ changes"}</td>'
+            f'<td class="verdict-cell">{_text(check.outcome)}</td>'
             f'<td class="num" data-metric="infidelity" data-value="{values["infidelity"]!r}">'
             f"{report.infidelity:.3g}</td>"
             f'<td class="num" data-metric="sensitivity" data-value="{values["sensitivity"]!r}">'
             f"{report.sensitivity:.3g}</td>"
             f'<td class="num">{report.seconds:.1f}</td></tr>'
         )
-        if check.flagged:
-            warnings.append(f'<p class="note">{_text(METHODS[method].name)}: {_text(check.verdict)}</p>')
+    table = f"""<table class="trust">{_TRUST_COLUMNS}<thead><tr><th>method</th><th class="num">deletion AUC ↓</th>
+<th class="num">insertion AUC ↑</th><th class="num">ρ after random&shy;ization ↓</th><th>sanity check</th>
+<th class="num">infidelity ↓</th><th class="num">max sensitivity ↓</th><th class="num">seconds</th></tr></thead>
+<tbody>{"".join(rows)}</tbody></table>"""
+    intro = """<p>A map can look convincing and still not describe the model. These published checks test each map on
+this image: does removing what it highlights hurt the prediction, does it change when the model's weights are
+destroyed, does it predict the effect of small changes, and is it stable.</p>"""
+    reports = {method: report for method, report in reports.items() if not report.constant}  # no curves to draw
+    if not reports:
+        return f"""<section>
+<div class="keep"><h2>5 · Can these maps be trusted?</h2>{intro}{table}</div>
+{"".join(warnings)}
+</section>"""
     first = next(iter(reports.values()))
     names = {method: METHODS[method].name for method in reports}
     deletion = {names[m]: r.faithfulness.deletion.probabilities for m, r in reports.items()}
@@ -576,13 +625,8 @@ def _trust_section(
     return f"""<section>
 <div class="keep">
 <h2>5 · Can these maps be trusted?</h2>
-<p>A map can look convincing and still not describe the model. These published checks test each map on this image:
-does removing what it highlights hurt the prediction, does it change when the model's weights are destroyed, does it
-predict the effect of small changes, and is it stable.</p>
-<table class="trust"><thead><tr><th>method</th><th class="num">deletion AUC ↓</th><th class="num">insertion AUC ↑</th>
-<th class="num">ρ after randomization ↓</th><th>sanity check</th><th class="num">infidelity ↓</th>
-<th class="num">max sensitivity ↓</th><th class="num">seconds</th></tr></thead>
-<tbody>{"".join(rows)}</tbody></table>
+{intro}
+{table}
 </div>
 {"".join(warnings)}
 <div class="pair">{figures[0]}{figures[1]}</div>
@@ -708,6 +752,12 @@ def _markdown(text: str) -> str:
     return "\n".join(blocks)
 
 
+# The trust table's column widths (fixed layout: the table is as wide as its column, and long cells wrap).
+_TRUST_COLUMNS = (
+    '<colgroup><col style="width:15%"><col style="width:12%"><col style="width:12%"><col style="width:14.5%">'
+    '<col style="width:15%"><col style="width:10.5%"><col style="width:12%"><col style="width:9%"></colgroup>'
+)
+
 _PAGE = """<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -770,8 +820,10 @@ th, td { text-align: left; padding: 1.2mm 1.8mm; border-bottom: 1px solid #e5e7e
 th { font-weight: 600; color: #374151; border-bottom: 1.5px solid #9ca3af; }
 .num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .topk td { vertical-align: middle; }
-.trust .method { min-width: 30mm; }
-.trust .verdict-cell { white-space: nowrap; }
+.trust { table-layout: fixed; }
+.trust th, .trust td { white-space: normal; overflow-wrap: break-word; }
+.trust .worse { color: #b91c1c; }
+.blank img { border: 1px solid #f59e0b; }
 .barcell { width: 32%; }
 .bar { height: 3.2mm; background: #cbd5e1; border-radius: 1px; }
 .bar.best { background: #2563eb; }

@@ -484,7 +484,8 @@ class _Probe:
         if not len(val):
             return None
         x, label = val[0]
-        convs = list(cam_layers(model))  # conv layers in execution order, each called once per forward
+        # conv layers in execution order, each called once per forward (cam_layers also lists activated maps)
+        convs = [name for name in cam_layers(model) if isinstance(model.module.get_submodule(name), nn.Conv2d)]
         spatial = [name for name, (h, w) in cam_layers(model).items() if h * w > 1]
         return _Probe(
             model=model,

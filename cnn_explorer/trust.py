@@ -40,6 +40,7 @@ __all__ = [
     "METRICS",
     "RANDOMIZED_KINDS",
     "SIMILAR_RHO",
+    "WORSE_THAN_RANDOM",
     "Curve",
     "DeletionInsertion",
     "Metric",
@@ -63,6 +64,9 @@ StopFn = Callable[[], bool]
 RANDOMIZED_KINDS: tuple[type[nn.Module], ...] = (nn.Conv2d, nn.Linear)
 # A map is "still the same" when its Spearman rank correlation with the original is at least this.
 SIMILAR_RHO = 0.5
+# A map is worse than the random order when its deletion or insertion area is worse by more than this (a hundredth of
+# the probability axis): a smaller gap, such as two curves that both collapse at once, is a tie, not a verdict.
+WORSE_THAN_RANDOM = 0.01
 
 
 @dataclass(frozen=True)
@@ -186,6 +190,33 @@ class DeletionInsertion:
     def insertion_gain(self) -> float:
         """How much higher the insertion area is than random's (positive: the map beats random)."""
         return self.insertion.auc - self.random_insertion.auc
+
+    @property
+    def worse_on_deletion(self) -> bool:
+        """True when the map's deletion area is higher than random's by more than ``WORSE_THAN_RANDOM``."""
+        return self.deletion_gain < -WORSE_THAN_RANDOM
+
+    @property
+    def worse_on_insertion(self) -> bool:
+        """True when the map's insertion area is lower than random's by more than ``WORSE_THAN_RANDOM``."""
+        return self.insertion_gain < -WORSE_THAN_RANDOM
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """One sentence for each curve on which the map does worse than the random pixel order (none when it beats
+        or ties random on both)."""
+        found = []
+        if self.worse_on_deletion:
+            found.append(
+                f"Worse than random on deletion (area {self.deletion.auc:.3f} vs {self.random_deletion.auc:.3f}): "
+                "removing the pixels this map ranks first hurts the prediction less than removing pixels at random."
+            )
+        if self.worse_on_insertion:
+            found.append(
+                f"Worse than random on insertion (area {self.insertion.auc:.3f} vs {self.random_insertion.auc:.3f}): "
+                "revealing the pixels this map ranks first brings the class back less than revealing them at random."
+            )
+        return tuple(found)
 
 
 def deletion_insertion(
@@ -329,6 +360,21 @@ class RandomizationCheck:
     correlation: float
     flagged: bool
     verdict: str
+
+    @property
+    def passed(self) -> bool:
+        """True only when the map measurably changed (``correlation < SIMILAR_RHO``); a NaN (a constant original
+        map, whose ranking cannot be compared) is not a pass."""
+        return self.correlation < SIMILAR_RHO
+
+    @property
+    def outcome(self) -> str:
+        """The check's result in a few words, for a table cell: passed, flagged, or cannot tell."""
+        if self.passed:
+            return "✓ changes"
+        if self.flagged:
+            return "⚠ barely changes"
+        return "? cannot tell: the map is constant"
 
 
 def randomization_order(model: LoadedModel) -> list[str]:
@@ -700,15 +746,23 @@ class TrustReport:
     """
 
     explanation: Explanation
-    faithfulness: DeletionInsertion
-    randomization: RandomizationCheck
+    faithfulness: DeletionInsertion | None
+    randomization: RandomizationCheck | None
     infidelity: float
     sensitivity: float
     seconds: float = field(default=0.0, compare=False)
 
     @property
+    def constant(self) -> bool:
+        """True when the map is constant (:attr:`Explanation.is_constant`): it ranks nothing, so it is not scored —
+        ``faithfulness`` and ``randomization`` are None and every value is NaN."""
+        return self.faithfulness is None
+
+    @property
     def values(self) -> dict[str, float]:
-        """One number per key of ``METRICS``, for the page's table."""
+        """One number per key of ``METRICS``, for the page's table (NaN for a constant map)."""
+        if self.faithfulness is None or self.randomization is None:
+            return dict.fromkeys(METRICS, math.nan)
         return {
             "deletion": self.faithfulness.deletion.auc,
             "insertion": self.faithfulness.insertion.auc,
@@ -716,6 +770,20 @@ class TrustReport:
             "infidelity": self.infidelity,
             "sensitivity": self.sensitivity,
         }
+
+    def warnings(self, default_layer: str | None = None) -> tuple[str, ...]:
+        """Every sentence a reader must see next to the numbers: the map is constant (and not scored), it does
+        worse than random on deletion or insertion, or the randomization check flags it.
+
+        Args:
+            default_layer: The model's default CAM layer, suggested for a constant CAM computed at another one.
+        """
+        if self.faithfulness is None or self.randomization is None:
+            return (f"Not scored: {self.explanation.blank_note(default_layer)}",)
+        found = list(self.faithfulness.warnings)
+        if not self.randomization.passed:
+            found.append(self.randomization.verdict)
+        return tuple(found)
 
 
 def trust_report(
@@ -787,6 +855,17 @@ def trust_report(
         **(params or {}),
     )
     finish("explain")
+    if explanation.is_constant:  # it ranks no pixel above another: there is nothing to score
+        if progress is not None:
+            progress(1.0)
+        return TrustReport(
+            explanation=explanation,
+            faithfulness=None,
+            randomization=None,
+            infidelity=math.nan,
+            sensitivity=math.nan,
+            seconds=time.perf_counter() - started,
+        )
     faithfulness = deletion_insertion(
         model,
         x,

@@ -3,7 +3,7 @@ step, and whether each map can be trusted."""
 
 import streamlit as st
 
-from cnn_explorer import ui
+from cnn_explorer import render, ui
 from cnn_explorer.attribution import METHODS
 
 DEFAULT_METHODS = ["gradcam", "saliency", "integrated_gradients"]
@@ -17,7 +17,7 @@ conv_layers, default_layer = ui.cached_cam_layers(model.name, model)
 best_index, best_name, best_probability = prediction.top[0]
 st.title(f"Why {best_name}?")
 st.caption(
-    f"{model.name} says **{best_name}** with probability {best_probability:.1%}. Each map below answers "
+    f"{model.name} says **{best_name}** with probability {render.percent(best_probability)}. Each map below answers "
     "*which parts of the image made the score of the chosen class high* — each in its own way."
 )
 
@@ -31,6 +31,7 @@ methods = pick.multiselect(
     format_func=lambda key: METHODS[key].name,
     key="explain_methods",
 )
+ui.chips_wrap("explain_methods")
 ranked = [index for index, _, _ in prediction.top]
 ui.follow_default(f"explain_target_{model.name}", best_index, ui.context_of(model, digest))  # never another image's
 target = target_col.selectbox(
@@ -46,7 +47,8 @@ if default_layer:
         conv_layers,
         index=conv_layers.index(default_layer),
         key=f"explain_layer_{model.name}",
-        help="The convolutional layer the CAM methods weigh. The last one with a spatial map is the usual choice.",
+        help="The feature maps the CAM methods weigh: a convolution, or the map after its activation. CAMs are "
+        "defined on rectified maps, so the default is the last convolution's map after its ReLU.",
     )
 display = ui.heat_display_controls()
 
@@ -65,7 +67,7 @@ for row in range(0, len(methods), 3):
             st.markdown(f"##### {METHODS[method].name}")
             result = ui.explanation(model, x, digest, method, target, layer, params.get(method, {}))
             if result is not None:
-                ui.explanation_card(result, picture, display)
+                ui.explanation_card(result, picture, display, default_layer)
 
 if default_layer:
     st.subheader("Grad-CAM, step by step")

@@ -107,7 +107,8 @@ def test_the_time_lapse_has_a_frame_per_epoch_and_names_its_layers(finished, mon
     val = data.prepare(TINY.data, TINY.settings.seed).val
     for frame in frames:
         assert frame["probe_index"] == 0 and frame["label"] == val[0][1]
-        assert (frame["filters_layer"], frame["features_layer"], frame["gradcam_layer"]) == ("conv1", "conv2", "conv2")
+        # Grad-CAM at the last conv's rectified map (the CAMs' default since issue 14)
+        assert (frame["filters_layer"], frame["features_layer"], frame["gradcam_layer"]) == ("conv1", "conv2", "relu2")
         assert frame["filters"].shape == (4, 3, 3, 3)
         assert frame["features"].shape == (4, 8, 8)
         assert frame["gradcam"].shape == (16, 16) and torch.isfinite(frame["gradcam"]).all()

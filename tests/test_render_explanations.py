@@ -71,3 +71,36 @@ def test_curves_figure_draws_each_curve():
     assert lines[1].get_linestyle() == "--"
     with pytest.raises(ValueError, match="Curve 'b' has 2 values for 5 x values"):
         render.curves_figure(x, {"b": [1, 2]}, "t", "x", "y")
+
+
+def test_a_blank_map_is_the_faded_image_with_its_note_written_on_it():
+    picture = Image.new("RGB", (64, 64), (0, 0, 0))
+    note = "No region raises circle at conv_2_2 (the map is zero everywhere); try relu_2_2 or Grad-CAM."
+    shown = render.blank_map(picture, note, min_side=320)
+    assert shown.size == (320, 320)
+    pixels = np.asarray(shown)
+    assert (pixels[2, 2] == round(0.7 * 255)).all()  # black faded 70 % towards white, outside the note's box
+    dark = (pixels.sum(axis=2) < 200).sum()
+    assert dark > 500  # the words: dark text on the note's white box
+    longer = np.asarray(render.blank_map(picture, note + " " + note, min_side=320))
+    assert (longer.sum(axis=2) < 200).sum() > 1.5 * dark  # every word is drawn (wrapped, none cut off)
+    rows = np.flatnonzero((pixels.sum(axis=2) < 200).any(axis=1))
+    assert rows.max() - rows.min() > 3 * 320 / 18  # wrapped onto several lines
+
+
+@pytest.mark.parametrize(
+    ("share", "shown"),
+    [
+        (-1e-9, "0.0%"),  # 1 - Σ of the top five, rounded below zero: never "-0.0%"
+        (0.0, "0.0%"),
+        (3e-6, "< 0.1%"),  # not zero, so not "0.0%"
+        (0.0005, "0.1%"),
+        (0.123456, "12.3%"),
+        (0.9994, "99.9%"),
+        (0.99996, "> 99.9%"),  # not certain, so not "100.0%"
+        (1.0, "100.0%"),
+        (1.0000001, "100.0%"),
+    ],
+)
+def test_percent_rounds_honestly(share, shown):
+    assert render.percent(share) == shown

@@ -3,6 +3,7 @@
 ``trust_report``'s, and the PDF printed by Chromium (or a ReportError saying how to install it)."""
 
 import base64
+import functools
 import io
 import re
 import time
@@ -16,6 +17,7 @@ from PIL import Image
 from torch import nn
 
 from cnn_explorer import capture_activations, list_layers, load_model, render
+from cnn_explorer import report as report_module
 from cnn_explorer.images import default_sample, load_sample
 from cnn_explorer.layers import UnknownLayer
 from cnn_explorer.preprocess import Preprocess
@@ -24,6 +26,8 @@ from cnn_explorer.trust import METRICS, trust_report
 from cnn_explorer.zoo import LoadedModel
 
 MODEL = "tinyvgg-shapes"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 HOSTILE_CLASS = "<script>alert('class')</script>"
 HOSTILE_LABEL = '"><img src=x onerror=alert(1)>.png'
@@ -337,3 +341,86 @@ def test_a_hanging_chromium_is_stopped_at_the_timeout(tmp_path: Path, monkeypatc
     while _running(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _running(pid)
+
+
+# ── honest numbers and blank maps (issue 14) ─────────────────────────────────────────────────────────────────────
+
+
+def test_the_rest_of_the_classes_is_never_a_signed_zero(model: LoadedModel, image: Image.Image, page: _Page) -> None:
+    # The sample's top five hold all but a sliver of the probability: 1 - Σ came out below zero, "-0.0%".
+    with torch.no_grad():
+        probabilities = torch.softmax(model.module(model.preprocess(image))[0], dim=0).double()
+    rest = float(probabilities.sort(descending=True).values[5:].sum())
+    assert f"The other {len(model.class_names) - 5} classes share {render.percent(rest)}." in page.plain
+    assert "-0.0%" not in page.plain and "share -" not in page.plain
+
+
+def test_a_constant_map_is_written_on_and_not_scored(monkeypatch: pytest.MonkeyPatch, model: LoadedModel) -> None:
+    """Score-CAM of the circle at conv_2_2, before its ReLU, is zero everywhere (issue 14)."""
+    real = report_module.trust_report
+
+    @functools.wraps(real)  # the report reads trust_report's settings from its signature
+    def at_conv_2_2(model, x, method, **kwargs):
+        return real(model, x, method, **({"layer": "conv_2_2"} if method == "scorecam" else {}), **kwargs)
+
+    monkeypatch.setattr(report_module, "trust_report", at_conv_2_2)
+    monkeypatch.setattr(
+        report_module,
+        "explain",
+        lambda model, x, method, **kwargs: pytest.fail("every map comes from its trust report here"),
+    )
+    circle = load_sample("shape-circle")
+    html = build_report(model, circle, layers=[], methods=["scorecam", "gradcam"], trust_settings=_FAST).html
+    shown = _Page(html)
+    note = "No region raises circle at conv_2_2 (the map is zero everywhere); try Grad-CAM or LayerCAM."
+    assert f"no colour scale: {note}" in shown.plain
+    assert f"Score-CAM: Not scored: {note}" in shown.plain
+    rows = [attrs for attrs in shown.all("tr") if attrs.get("data-constant")]
+    assert [attrs["data-method"] for attrs in rows] == ["scorecam"]
+    assert "constant map: not scored" in shown.plain and "✓ changes" not in shown.plain.split("Grad-CAM")[0]
+
+
+_FAST = {"steps": 4, "max_steps": 2, "sensitivity_samples": 1, "infidelity_samples": 4}
+
+
+def _layout(html: str, width: int, media: str) -> dict[str, float]:
+    """The trust table's width and its column's in Chromium, at a viewport ``width`` px wide."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": 900})
+            page.emulate_media(media=media)
+            page.set_content(html)
+            return page.evaluate(
+                """() => { const t = document.querySelector('table.trust');
+                return { table: t.getBoundingClientRect().width, column: t.parentElement.clientWidth,
+                         scroll: document.documentElement.scrollWidth, view: window.innerWidth }; }"""
+            )
+        finally:
+            browser.close()
+
+
+@pytest.mark.parametrize(("width", "media"), [(1280, "screen"), (680, "print")])
+def test_the_trust_table_fits_its_column_in_chromium(report, width: int, media: str) -> None:
+    """issue 14: the trust table was 811 px wide in a 718 px column."""
+    found = _layout(report.html, width, media)
+    assert found["table"] <= found["column"] + 0.5, found
+    assert found["scroll"] <= found["view"], found  # nothing sticks out of the page
+
+
+def test_every_heading_is_kept_with_what_follows_it(page: _Page, report) -> None:
+    """A section heading at the foot of a PDF page (issue 14: "3 · Feature maps" ended page 1) cannot happen when
+    each h2 opens a block that must not break inside (``.keep``) and holds content after the heading."""
+    assert "break-after: avoid" in _h2_rule(report.html)
+    # a keeping block that opens with the heading and has an element after it
+    opening = r'<(?:div|section) class="(?:[^"]*\s)?(?:keep|card-section)(?:\s[^"]*)?">\s*<h2>(.*?)</h2>\s*<(?!/)'
+    kept = set(re.findall(opening, report.html, re.S))
+    headings = re.findall(r"<h2>(.*?)</h2>", report.html)
+    assert headings and set(headings) <= kept, set(headings) - kept
+    assert ".keep { break-inside: avoid; }" in report.html
+
+
+def _h2_rule(html: str) -> str:
+    return re.search(r"h2 \{[^}]*\}", html).group(0)

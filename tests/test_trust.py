@@ -25,6 +25,7 @@ from cnn_explorer.preprocess import Preprocess
 from cnn_explorer.trust import (
     METRICS,
     SIMILAR_RHO,
+    WORSE_THAN_RANDOM,
     deletion_insertion,
     infidelity,
     randomization_check,
@@ -537,3 +538,68 @@ def test_resnet18_with_inplace_relus_is_left_as_found():
     assert [len(step.layers) for step in report.randomization.steps] == [11, 10]
     assert report.randomization.decisive == 0  # 11 of 21 is already half
     assert all(math.isfinite(v) for v in report.values.values())
+
+
+# ── maps that say nothing or worse than nothing (issue 14) ──────────────────────────────────────────────────────
+
+
+def test_a_map_ranking_pixels_against_their_true_importance_is_worse_than_random_and_says_so():
+    """On the sum model each pixel's true importance is its value summed over channels: the map that ranks the
+    pixels the other way round removes the least important ones first."""
+    model, x = _sum_model(), _sum_input()
+    importance = x[0].sum(dim=0)
+    good = deletion_insertion(model, x, importance, target=0, steps=8)
+    assert good.deletion_gain > 0 and good.insertion_gain > 0
+    assert good.warnings == ()
+    tie = dataclasses.replace(good, deletion=dataclasses.replace(good.deletion, auc=good.random_deletion.auc + 0.005))
+    assert not tie.worse_on_deletion and tie.warnings == ()  # within a hundredth: a tie, not worse
+    bad = deletion_insertion(model, x, -importance, target=0, steps=8)
+    assert bad.deletion_gain < -WORSE_THAN_RANDOM and bad.insertion_gain < -WORSE_THAN_RANDOM
+    assert bad.worse_on_deletion and bad.worse_on_insertion
+    assert bad.warnings == (
+        f"Worse than random on deletion (area {bad.deletion.auc:.3f} vs {bad.random_deletion.auc:.3f}): removing the "
+        "pixels this map ranks first hurts the prediction less than removing pixels at random.",
+        f"Worse than random on insertion (area {bad.insertion.auc:.3f} vs {bad.random_insertion.auc:.3f}): revealing "
+        "the pixels this map ranks first brings the class back less than revealing them at random.",
+    )
+
+
+def test_nan_is_never_a_pass(tinyvgg, shape_input, gradcam):
+    constant = dataclasses.replace(gradcam, attribution=torch.zeros_like(gradcam.attribution))
+    check = randomization_check(tinyvgg, shape_input, constant, max_steps=2)
+    assert math.isnan(check.correlation)
+    assert not check.passed and not check.flagged
+    assert check.outcome == "? cannot tell: the map is constant"
+    passing = randomization_check(tinyvgg, shape_input, gradcam, max_steps=2)
+    assert passing.passed and passing.outcome == "✓ changes"
+
+
+def test_a_constant_map_is_marked_and_not_scored(tinyvgg, shape_input, monkeypatch):
+    real_explain = trust_module.explain
+
+    def blank(model, x, method, **kwargs):
+        found = real_explain(model, x, method, **kwargs)
+        return dataclasses.replace(found, attribution=torch.zeros_like(found.attribution))
+
+    monkeypatch.setattr(trust_module, "explain", blank)
+    monkeypatch.setattr(trust_module, "deletion_insertion", lambda *a, **k: pytest.fail("a constant map was scored"))
+    seen: list[float] = []
+    report = trust_report(tinyvgg, shape_input, "gradcam++", progress=seen.append)
+    assert report.constant and report.faithfulness is None and report.randomization is None
+    assert report.values.keys() == METRICS.keys() and all(math.isnan(v) for v in report.values.values())
+    assert seen[-1] == 1.0
+    assert report.warnings("relu_2_2") == (
+        f"Not scored: No region raises {report.explanation.target_name} at relu_2_2 (the map is zero everywhere); "
+        "try Grad-CAM or LayerCAM.",
+    )
+
+
+def test_score_cam_on_the_circle_sample_at_conv_2_2_is_constant_and_not_scored(tinyvgg):
+    """The issue's case, not a hand-made one: at conv_2_2, before its ReLU, Score-CAM of the circle is zero."""
+    x = tinyvgg.preprocess(load_sample("shape-circle"))
+    report = trust_report(tinyvgg, x, "scorecam", layer="conv_2_2")
+    assert report.constant
+    assert report.warnings("relu_2_2") == (
+        "Not scored: No region raises circle at conv_2_2 (the map is zero everywhere); try relu_2_2 or Grad-CAM or "
+        "LayerCAM.",
+    )

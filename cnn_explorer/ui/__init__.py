@@ -19,6 +19,7 @@ from cnn_explorer.ui.core import (
 from cnn_explorer.ui.explain import (
     HeatDisplay,
     cached_cam_layers,
+    chips_wrap,
     explanation,
     explanation_card,
     gradcam_walkthrough,
@@ -113,6 +114,7 @@ __all__ = [
     "cached_translation",
     "cached_visualizable_layers",
     "cached_weight_sharing",
+    "chips_wrap",
     "computed",
     "context_of",
     "convolution_view",

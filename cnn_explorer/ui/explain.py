@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 import streamlit as st
+import torch
 from PIL import Image
-from torch import Tensor
+from torch import Tensor, nn
 
 from cnn_explorer import render
 from cnn_explorer.attribution import (
@@ -34,6 +38,17 @@ def cached_cam_layers(model_name: str, _model: LoadedModel) -> tuple[list[str], 
         return layers, default_cam_layer(_model)
     except ValueError:
         return layers, None
+
+
+def chips_wrap(key: str) -> None:
+    """Let the multiselect with ``key`` grow onto as many lines as its chosen options need: by default it keeps one
+    line and scrolls sideways, so with many methods chosen only the last few were visible."""
+    container = f".st-key-{key} [data-testid='stMultiSelectTagsContainer']"
+    st.html(
+        f"<style>{container} {{ flex-wrap: wrap; overflow-x: visible; height: auto; row-gap: 4px; padding: 2px 0; }}"
+        f" .st-key-{key} [role='group']:has(> {container.split(' ')[1]}) {{ height: auto; max-height: none; }}"
+        "</style>"
+    )
 
 
 def method_params(spec: MethodSpec) -> dict[str, int | float | str]:
@@ -79,7 +94,7 @@ def explanation(
     key = _result_key("explanation", model, digest, method, target, layer, params)
     store = _results()
     if (found := store.get(key)) is not None:
-        return found
+        return _labelled(found, model)
     skipped = st.session_state.setdefault("explain_skipped", set())
     if spec.slow and key in skipped:
         st.info(f"{spec.name} was cancelled.")
@@ -131,28 +146,57 @@ def heat_display_controls() -> HeatDisplay:
     )
 
 
-def explanation_card(result: Explanation, picture: Image.Image, display: HeatDisplay) -> None:
-    """One method's map over the image, its colour range, what it was computed for, a PNG download."""
-    shown = render.heat_overlay(
-        picture,
-        result.heatmap,
-        sign=display.sign,
-        normalized=display.normalized,
-        cmap=display.cmap,
-        alpha=display.alpha,
-    )
-    st.image(render.for_display(shown.image, 320), width="stretch")
+def explanation_card(
+    result: Explanation, picture: Image.Image, display: HeatDisplay, default_layer: str | None = None
+) -> None:
+    """One method's map over the image, its colour range, what it was computed for, a PNG download. A map with
+    nothing to show (constant, or nothing of the chosen sign) is the faded image with the reason written on it.
+
+    Args:
+        result: The explanation.
+        picture: The image as the network sees it.
+        display: How maps are drawn.
+        default_layer: The model's default CAM layer, suggested when a blank CAM was computed at another one.
+    """
     at = f" at `{result.layer}`" if result.layer else ""
-    unit = "of the largest" if display.normalized else "raw units"
-    st.caption(f"{result.target_name}{at} · {shown.vmin:.3g} … {shown.vmax:.3g} ({unit}) · {result.seconds:.2f} s")
+    note = _nothing_to_show(result, display, default_layer)
+    if note is not None:
+        image = render.blank_map(picture, note)
+        st.image(image, width="stretch")
+        st.caption(f"{result.target_name}{at} · no colour scale: {note} · {result.seconds:.2f} s")
+    else:
+        shown = render.heat_overlay(
+            picture,
+            result.heatmap,
+            sign=display.sign,
+            normalized=display.normalized,
+            cmap=display.cmap,
+            alpha=display.alpha,
+        )
+        image = shown.image
+        st.image(render.for_display(image, 320), width="stretch")
+        unit = "of the largest" if display.normalized else "raw units"
+        st.caption(f"{result.target_name}{at} · {shown.vmin:.3g} … {shown.vmax:.3g} ({unit}) · {result.seconds:.2f} s")
     st.download_button(
         "PNG",
-        render.to_png_bytes(shown.image),
+        render.to_png_bytes(image),
         file_name=f"{result.method}-{result.target_name}.png",
         mime="image/png",
         key=f"explain_download_{result.method}",
         icon=":material/download:",
     )
+
+
+def _nothing_to_show(result: Explanation, display: HeatDisplay, default_layer: str | None) -> str | None:
+    """Why the map would be an empty overlay, or None when it has something to show."""
+    if result.is_constant:
+        return result.blank_note(default_layer)
+    if display.sign == "positive" and float(result.heatmap.max()) <= 0:
+        return (
+            f"No pixel speaks for {result.target_name} in this map (every value is zero or below); "
+            "set Sign to all to see the evidence against it."
+        )
+    return None
 
 
 def gradcam_walkthrough(model: LoadedModel, x: Tensor, target: int, layer: str, picture: Image.Image) -> None:
@@ -203,9 +247,40 @@ def gradcam_walkthrough(model: LoadedModel, x: Tensor, target: int, layer: str, 
 def _result_key(
     kind: str, model: LoadedModel, digest: str, method: str, target: int, layer: str | None, params: dict
 ) -> tuple:
-    """What a result depends on (a CAM layer only for the methods that use one)."""
+    """What a result depends on (a CAM layer only for the methods that use one). The model enters by what it
+    computes, not by its name: a model added under a new name with weights already explained (your own copy of a
+    shipped model) finds their results at once, and a model removed and added again under the same name with other
+    weights never gets the old maps."""
     layer = layer if METHODS[method].uses_layer else None
-    return (kind, model.name, digest, method, target, layer, tuple(sorted(params.items())))
+    return (kind, model_fingerprint(model), digest, method, target, layer, tuple(sorted(params.items())))
+
+
+def _labelled(result: Explanation | TrustReport, model: LoadedModel) -> Explanation | TrustReport:
+    """A stored result with its class named as ``model`` names it (the same weights may come with other names)."""
+    if isinstance(result, TrustReport):
+        return dataclasses.replace(result, explanation=_labelled(result.explanation, model))
+    name = model.class_names[result.target]
+    return result if result.target_name == name else dataclasses.replace(result, target_name=name)
+
+
+_FINGERPRINTS: weakref.WeakKeyDictionary[nn.Module, str] = weakref.WeakKeyDictionary()
+
+
+def model_fingerprint(model: LoadedModel) -> str:
+    """A digest of everything an explanation of ``model`` depends on: its module's type, parameters and buffers
+    (names, shapes, dtypes, values), its preprocessing, input size and number of classes (their names only label a
+    result: see :func:`_labelled`). Hashed once per loaded module (a ResNet-18's 45 MB in about a tenth of a
+    second)."""
+    with model.lock:
+        if (weights := _FINGERPRINTS.get(model.module)) is None:
+            h = hashlib.blake2b(type(model.module).__qualname__.encode(), digest_size=16)
+            for name, tensor in model.module.state_dict().items():
+                value = tensor.detach().cpu().contiguous()
+                h.update(f"{name}|{value.dtype}|{tuple(value.shape)}".encode())
+                h.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
+            weights = _FINGERPRINTS[model.module] = h.hexdigest()
+    rest = repr((model.preprocess, tuple(model.input_size), len(model.class_names))).encode()
+    return f"{weights}-{hashlib.blake2b(rest, digest_size=8).hexdigest()}"
 
 
 def trust_panel(
@@ -256,33 +331,19 @@ def trust_panel(
             continue
         store.put(keys[method], report)
         slot.empty()
-    reports = {m: store.get(keys[m]) for m in methods if store.get(keys[m]) is not None}
+    reports = {m: _labelled(store.get(keys[m]), model) for m in methods if store.get(keys[m]) is not None}
     if reports:
-        _trust_results(reports, model.class_names[target])
+        _trust_results(reports, model.class_names[target], cached_cam_layers(model.name, model)[1])
 
 
-def _trust_results(reports: dict[str, TrustReport], class_name: str) -> None:
-    rows = []
-    for method, report in reports.items():
-        curves, check = report.faithfulness, report.randomization
-        rows.append(
-            {
-                "method": METHODS[method].name,
-                "deletion AUC ↓": f"{curves.deletion.auc:.3f} (random {curves.random_deletion.auc:.3f})",
-                "insertion AUC ↑": f"{curves.insertion.auc:.3f} (random {curves.random_insertion.auc:.3f})",
-                "ρ after randomization ↓": f"{check.correlation:.2f}",
-                "sanity check": "⚠ barely changes" if check.flagged else "✓ changes",
-                "infidelity ↓": f"{report.infidelity:.3g}",
-                "max sensitivity ↓": f"{report.sensitivity:.3g}",
-                "time (s)": f"{report.seconds:.1f}",
-            }
-        )
-    # A static table: its cells wrap to the page's width, where a data grid would hide the last columns behind a
-    # scroll bar.
-    st.table(pd.DataFrame(rows).set_index("method"))
+def _trust_results(reports: dict[str, TrustReport], class_name: str, default_layer: str | None = None) -> None:
+    st.table(trust_table(reports))
     for report in reports.values():
-        if report.randomization.flagged:
-            st.warning(f"{METHODS[report.explanation.method].name}: {report.randomization.verdict}")
+        for sentence in report.warnings(default_layer):
+            st.warning(f"{METHODS[report.explanation.method].name}: {sentence}")
+    reports = {m: r for m, r in reports.items() if not r.constant}  # a constant map has no curves
+    if not reports:
+        return
     first = next(iter(reports.values()))
     deletion, insertion, randomization = st.columns(3)
     with deletion:
@@ -329,6 +390,47 @@ def _trust_results(reports: dict[str, TrustReport], class_name: str) -> None:
         _metric_note("randomization")
     for key in ("infidelity", "sensitivity"):
         _metric_note(key)
+
+
+def trust_table(reports: dict[str, TrustReport]) -> pd.DataFrame:
+    """The trust panel's table, one row per method: a constant map is marked, not scored; a NaN is never a pass."""
+    rows = []
+    for method, report in reports.items():
+        curves, check = report.faithfulness, report.randomization
+        if curves is None or check is None:
+            rows.append(
+                {"method": METHODS[method].name, **dict.fromkeys(_TRUST_COLUMNS, "—")}
+                | {"sanity check": "constant map: not scored", "time (s)": f"{report.seconds:.1f}"}
+            )
+            continue
+        rows.append(
+            {
+                "method": METHODS[method].name,
+                "deletion AUC ↓": f"{curves.deletion.auc:.3f} (random {curves.random_deletion.auc:.3f})"
+                + (" ✗ worse than random" if curves.worse_on_deletion else ""),
+                "insertion AUC ↑": f"{curves.insertion.auc:.3f} (random {curves.random_insertion.auc:.3f})"
+                + (" ✗ worse than random" if curves.worse_on_insertion else ""),
+                "ρ after randomization ↓": f"{check.correlation:.2f}",
+                "sanity check": check.outcome,
+                "infidelity ↓": f"{report.infidelity:.3g}",
+                "max sensitivity ↓": f"{report.sensitivity:.3g}",
+                "time (s)": f"{report.seconds:.1f}",
+            }
+        )
+    # A static table: its cells wrap to the page's width, where a data grid would hide the last columns behind a
+    # scroll bar.
+    return pd.DataFrame(rows).set_index("method")
+
+
+_TRUST_COLUMNS = (
+    "deletion AUC ↓",
+    "insertion AUC ↑",
+    "ρ after randomization ↓",
+    "sanity check",
+    "infidelity ↓",
+    "max sensitivity ↓",
+    "time (s)",
+)
 
 
 def _metric_note(key: str) -> None:

@@ -4,6 +4,8 @@ method at once, the Grad-CAM walkthrough checked against the method, other model
 What the page says is compared with the library called directly for the same model, image and class.
 """
 
+import io
+
 import numpy as np
 import pytest
 import torch
@@ -138,8 +140,14 @@ def test_the_trust_panel_runs_on_demand_and_shows_the_library_figures(app: AppTe
     for row, method in enumerate(["gradcam", "guided_backprop"]):
         report = trust_report(model, x, method)
         curves = report.faithfulness
-        assert table["deletion AUC ↓"][row] == f"{curves.deletion.auc:.3f} (random {curves.random_deletion.auc:.3f})"
-        assert table["insertion AUC ↑"][row] == f"{curves.insertion.auc:.3f} (random {curves.random_insertion.auc:.3f})"
+        worse_deletion = " ✗ worse than random" if curves.worse_on_deletion else ""
+        worse_insertion = " ✗ worse than random" if curves.worse_on_insertion else ""
+        deletion = f"{curves.deletion.auc:.3f} (random {curves.random_deletion.auc:.3f}){worse_deletion}"
+        insertion = f"{curves.insertion.auc:.3f} (random {curves.random_insertion.auc:.3f}){worse_insertion}"
+        assert table["deletion AUC ↓"][row] == deletion
+        assert table["insertion AUC ↑"][row] == insertion
+        for sentence in curves.warnings:
+            assert f"{METHODS[method].name}: {sentence}" in [str(w.value) for w in at.warning]
         assert table["ρ after randomization ↓"][row] == f"{report.randomization.correlation:.2f}"
         assert table["infidelity ↓"][row] == f"{report.infidelity:.3g}"
         assert table["sanity check"][row] == ("⚠ barely changes" if report.randomization.flagged else "✓ changes")
@@ -180,3 +188,72 @@ def test_a_class_chosen_for_an_image_stays_until_the_image_changes(app: AppTest,
     assert at.selectbox(key=f"explain_target_{model.name}").value == model.class_names.index(best)
     _pick_sample(at, expected.first_sample(model.name))  # back: the default again, not the old choice
     assert at.selectbox(key=f"explain_target_{model.name}").value == first_best
+
+
+def test_a_blank_map_says_so_on_the_map_and_is_not_scored(app: AppTest) -> None:
+    """issue 14: Score-CAM of the circle at conv_2_2 (before its ReLU) is zero everywhere; the page showed the bare
+    image with "0 … 1 (of the largest)" and the trust table passed it."""
+    app.sidebar.selectbox(key="sample").select("shape-circle").run()
+    at = _open(app)
+    model, x = _page_input(at)
+    assert at.selectbox(key=f"explain_layer_{model.name}").value == "relu_2_2"
+    at.multiselect(key="explain_methods").set_value(["scorecam", "gradcam"]).run()
+    at.selectbox(key=f"explain_layer_{model.name}").select("conv_2_2").run()
+    _assert_clean(at)
+    assert explain(model, x, "scorecam", layer="conv_2_2").is_constant
+    note = "No region raises circle at conv_2_2 (the map is zero everywhere); try relu_2_2 or Grad-CAM or LayerCAM."
+    captions = [str(c.value) for c in at.caption]
+    assert f"circle at `conv_2_2` · no colour scale: {note}" in "\n".join(captions), captions
+    assert sum("(of the largest)" in c for c in captions) == 1  # Grad-CAM's, not Score-CAM's
+    at.button(key="trust_run").click().run()
+    _assert_clean(at)
+    table = at.table[0].value.reset_index()
+    scorecam = table[table["method"] == METHODS["scorecam"].name].iloc[0]
+    assert scorecam["sanity check"] == "constant map: not scored"
+    assert scorecam["deletion AUC ↓"] == scorecam["ρ after randomization ↓"] == "—"
+    assert f"Score-CAM: Not scored: {note}" in [str(w.value) for w in at.warning]
+    assert "✓" not in scorecam["sanity check"]
+
+
+def test_adding_a_model_keeps_the_explanations_already_computed(app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """issue 14: with every method chosen, adding your own copy of the shipped model re-ran all 10 (18.9 s). The
+    results are keyed on what the model computes, so the same weights under a new name are not computed again.
+    (The shape samples are offered only with the shipped model, so there the image itself changes: see the cat.)"""
+    import cnn_explorer.ui.explain as views
+
+    computed: list[tuple[str, str]] = []
+    real = views.explain
+
+    def counting(model, x, method, **kwargs):
+        computed.append((model.name, method))
+        return real(model, x, method, **kwargs)
+
+    monkeypatch.setattr(views, "explain", counting)
+    app.sidebar.selectbox(key="sample").select("cat").run()  # a sample offered with every model
+    at = _open(app)
+    at.multiselect(key="explain_methods").set_value(list(METHODS)).run()
+    _assert_clean(at)
+    before = _map_scales(at)
+    assert len(before) == len(METHODS)
+    buffer = io.BytesIO()
+    torch.save(load_model("tinyvgg-shapes").module.state_dict(), buffer)
+    at.sidebar.segmented_control(key="own_kind").set_value("state_dict").run()
+    at.sidebar.file_uploader(key="own_file_0").upload("shapes.pt", buffer.getvalue()).run()
+    at.sidebar.selectbox(key="own_architecture").select("TinyVGG")
+    at.sidebar.number_input(key="own_classes").set_value(10)
+    at.sidebar.checkbox(key="own_standardize").check()  # the shipped model's normalization
+    at.sidebar.text_input(key="own_name").input("Shapes again")
+    computed.clear()
+    at.sidebar.button(key="own_add").click().run()
+    _assert_clean(at)
+    assert at.sidebar.selectbox(key="model_name").value == "my-shapes-again"
+    assert at.sidebar.selectbox(key="sample").value == "cat"  # the same image: only the model's name is new
+    assert _headings(at) == [spec.name for spec in METHODS.values()]
+    assert computed == [("my-shapes-again", "gradcam")]  # the walkthrough's own check only, no method re-run
+    assert _map_scales(at) == before  # the same maps on the same scales (only the class's name is the new model's)
+    assert any(str(c.value).startswith("class 3 at `relu_2_2` · ") for c in at.caption)
+
+
+def _map_scales(at: AppTest) -> list[str]:
+    """Each map caption's colour range (the class name and the time cut off)."""
+    return [str(c.value).split(" · ")[1] for c in at.caption if "(of the largest)" in str(c.value)]
