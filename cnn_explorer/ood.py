@@ -1,14 +1,18 @@
 """Saying so when an image is unlike anything a model was trained on (out-of-distribution detection).
 
 A softmax is no guide here: tinyvgg-shapes gives a photo of a cat "star · 100 %". The detector is the Mahalanobis
-distance of Lee et al. 2018 (https://arxiv.org/abs/1807.03888) on the penultimate features, the input of the final
-``nn.Linear``: a mean per class and one covariance shared by the classes, shrunk towards a multiple of the identity
-(Ledoit & Wolf 2004) so that it inverts on a few thousand images. The score is the distance to the nearest class
-mean; its threshold is the ``1 - false_alarm_rate`` quantile of the scores of held-out in-distribution images, so
-that rate of images like the training data is flagged by mistake.
+score of Lee et al. 2018 (https://arxiv.org/abs/1807.03888): at a layer, a mean per class and one covariance shared
+by the classes, shrunk towards a multiple of the identity (Ledoit & Wolf 2004) so that it inverts on a few thousand
+images; an image's distance is the one to its nearest class mean. Like Lee et al.'s feature ensemble it reads two
+layers: the penultimate features (the input of the final ``nn.Linear``) and the channel means and maxima of the first
+pooling layer's output (colour, edges and texture: what tells a blurred digit or a photo from a drawn shape when the
+last layer cannot). Each distance is standardized by its mean and spread on held-out in-distribution images and the
+two are summed; the threshold is the ``1 - false_alarm_rate`` quantile of that sum on those images.
 
-The energy score of Liu et al. 2020 (https://arxiv.org/abs/2010.03759, :func:`energy_scores`) was measured beside it
-and fails where the softmax fails: the cat's logits are as confident as a drawn star's (see the model cards).
+Measured on the shipped models (see their cards and ``python -m cnn_explorer calibrate-ood``): the penultimate layer
+alone flagged none of the 360 digits on tinyvgg-shapes; the energy score of Liu et al. 2020
+(https://arxiv.org/abs/2010.03759, :func:`energy_scores`) flagged none of the five sample photos, failing where the
+softmax fails (the cat's logits are as confident as a drawn star's).
 
 Wide features (TinyVGG's 1,690) keep the covariance's leading directions exactly and the rest as one mean variance
 (probabilistic PCA, Tipping & Bishop 1999), which keeps the detector file small. A detector lives next to its
@@ -23,8 +27,8 @@ import math
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,21 +37,23 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Subset
 
-from cnn_explorer.layers import capture_inputs
+from cnn_explorer.layers import capture_layers
 
 __all__ = [
     "DEFAULT_FALSE_ALARM_RATE",
     "FILE_SUFFIX",
     "Detector",
+    "Part",
     "Verdict",
+    "calibrate",
+    "dataset_features",
     "detector_for",
     "energy_scores",
-    "feature_layer",
+    "feature_layers",
     "features",
     "fit",
     "fit_run",
     "load",
-    "mahalanobis_scores",
     "save",
     "threshold_for",
     "trained_on",
@@ -60,6 +66,7 @@ RUN_FILE = "ood.pt"  # in a run's folder
 _RANK = 16  # leading covariance directions kept exactly (the file stays under 200 KB for TinyVGG)
 _BATCH = 256
 _RUN_FIT_IMAGES = 2000  # a run's detector is fitted on at most this many training images (seconds, not minutes)
+_POOLS = (nn.MaxPool2d, nn.AvgPool2d)
 
 # What each kind of training data is, in the words of a warning ("… was trained on 10 kinds of drawn shapes").
 _TRAINED_ON = {
@@ -73,37 +80,76 @@ _IMAGENET = "ImageNet-1K: photos of 1,000 kinds of everyday objects, animals and
 
 
 @dataclass(frozen=True)
-class Detector:
-    """A fitted Mahalanobis detector for one model's weights.
+class Part:
+    """The Mahalanobis distance at one layer.
 
     Attributes:
-        layer: The final linear layer, whose input is the feature vector.
+        layer: The module's dotted name.
+        reads: ``"input"``: its input, flattened (the final linear layer's: the penultimate features);
+            ``"output"``: each channel's mean and maximum of its output.
         means: One feature mean per class ``[K, D]``.
         basis: The shared covariance's leading eigenvectors ``[D, r]`` (all of them when ``r == D``).
         variances: The shrunk covariance's eigenvalues along ``basis`` ``[r]``.
         residual_variance: Its mean eigenvalue in the directions outside ``basis`` (unused when ``r == D``).
-        threshold: Distances above it are out of distribution.
-        false_alarm_rate: The share of calibration images whose distance is above ``threshold``.
+        center: The mean distance on the calibration images.
+        scale: The standard deviation of those distances.
+    """
+
+    layer: str
+    reads: str
+    means: Tensor
+    basis: Tensor
+    variances: Tensor
+    residual_variance: float
+    center: float = 0.0
+    scale: float = 1.0
+
+    def distances(self, feats: Tensor) -> Tensor:
+        """Distance of each feature row ``[N, D]`` to its nearest class mean under the shrunk covariance ``[N]``."""
+        z = feats.to(torch.float64)[:, None, :] - self.means.to(torch.float64)[None]  # [N, K, D]
+        basis = self.basis.to(torch.float64)
+        along = z @ basis  # [N, K, r]
+        squared = (along**2 / self.variances.to(torch.float64)).sum(-1)
+        if basis.shape[1] < basis.shape[0]:
+            rest = (z**2).sum(-1) - (along**2).sum(-1)
+            squared = squared + rest.clamp_min(0) / self.residual_variance
+        return squared.min(dim=1).values.sqrt()
+
+
+@dataclass(frozen=True)
+class Detector:
+    """A fitted detector for one model's weights.
+
+    Attributes:
+        parts: The layers it reads (see :func:`feature_layers`).
+        threshold: Scores above it are out of distribution.
+        false_alarm_rate: The share of calibration images whose score is above ``threshold``.
         trained_on: The training data in a few words ("10 kinds of drawn shapes").
         calibration: The images the threshold was set on, in words.
         weights_digest: Digest of the model's parameters the detector was fitted to (a retrained model needs a new
             detector).
     """
 
-    layer: str
-    means: Tensor
-    basis: Tensor
-    variances: Tensor
-    residual_variance: float
+    parts: tuple[Part, ...]
     threshold: float
     false_alarm_rate: float
     trained_on: str
     calibration: str
     weights_digest: str
 
-    def scores(self, feats: Tensor) -> Tensor:
-        """Mahalanobis distance of each feature row ``[N, D]`` to its nearest class mean ``[N]``."""
-        return mahalanobis_scores(self, feats)
+    @property
+    def layers(self) -> list[tuple[str, str]]:
+        return [(part.layer, part.reads) for part in self.parts]
+
+    def distances(self, feats: Sequence[Tensor]) -> Tensor:
+        """Each part's distance ``[N, parts]`` for its features (as :func:`features` gives them)."""
+        return torch.stack([part.distances(f) for part, f in zip(self.parts, feats, strict=True)], dim=1)
+
+    def scores(self, feats: Sequence[Tensor]) -> Tensor:
+        """The sum of the parts' standardized distances ``[N]``: the score compared with ``threshold``."""
+        center = torch.tensor([part.center for part in self.parts], dtype=torch.float64)
+        scale = torch.tensor([part.scale for part in self.parts], dtype=torch.float64)
+        return ((self.distances(feats) - center) / scale).sum(dim=1)
 
 
 @dataclass(frozen=True)
@@ -111,7 +157,7 @@ class Verdict:
     """Whether one input is like the model's training data.
 
     Attributes:
-        score: The Mahalanobis distance to the nearest class mean; None when the model has no detector.
+        score: The detector's score (standardized distances, summed); None when the model has no detector.
         threshold: The detector's threshold (None without one).
         out_of_distribution: True: unlike the training data; False: like it; None: not measured.
         message: One plain sentence naming the training data.
@@ -126,35 +172,32 @@ class Verdict:
 # ── features and scores ─────────────────────────────────────────────────────────────────────────────────────────
 
 
-def feature_layer(module: nn.Module) -> str:
-    """The dotted name of the last ``nn.Linear`` of ``module`` (its input: the penultimate features).
+def feature_layers(module: nn.Module) -> list[tuple[str, str]]:
+    """The layers a detector reads, found from the structure: the first pooling layer's output (when there is
+    one) and the input of the last ``nn.Linear`` (the penultimate features).
 
     Raises:
         ValueError: The network has no linear layer.
     """
-    names = [name for name, m in module.named_modules() if isinstance(m, nn.Linear)]
-    if not names:
+    linears = [name for name, m in module.named_modules() if isinstance(m, nn.Linear)]
+    if not linears:
         raise ValueError(f"{type(module).__name__} has no linear layer: there are no penultimate features to score.")
-    return names[-1]
+    pools = [name for name, m in module.named_modules() if isinstance(m, _POOLS)]
+    return [(pool, "output") for pool in pools[:1]] + [(linears[-1], "input")]
 
 
-def features(model: Any, x: Tensor, layer: str | None = None) -> Tensor:
-    """The penultimate features ``[N, D]`` of a batch ``x``: the input of ``layer`` (default the last linear one),
-    captured with the layer page's hooks under ``model.lock``."""
-    name = layer or feature_layer(model.module)
-    return capture_inputs(model, x, [name])[name].flatten(1).to(torch.float64)
-
-
-def mahalanobis_scores(detector: Detector, feats: Tensor) -> Tensor:
-    """Distance of each row of ``feats`` ``[N, D]`` to its nearest class mean under the shrunk shared covariance."""
-    z = feats.to(torch.float64)[:, None, :] - detector.means.to(torch.float64)[None]  # [N, K, D]
-    basis = detector.basis.to(torch.float64)
-    along = z @ basis  # [N, K, r]
-    squared = (along**2 / detector.variances.to(torch.float64)).sum(-1)
-    if basis.shape[1] < basis.shape[0]:
-        rest = (z**2).sum(-1) - (along**2).sum(-1)
-        squared = squared + rest.clamp_min(0) / detector.residual_variance
-    return squared.min(dim=1).values.sqrt()
+def features(model: Any, x: Tensor, layers: Sequence[tuple[str, str]] | None = None) -> list[Tensor]:
+    """Each layer's features ``[N, D]`` for a batch ``x`` (default :func:`feature_layers`), recorded in one forward
+    pass with the layer page's hooks under ``model.lock``."""
+    layers = list(layers or feature_layers(model.module))
+    outputs, inputs = capture_layers(model, x, list(dict.fromkeys(name for name, _ in layers)))
+    feats = []
+    for name, reads in layers:
+        value = (inputs if reads == "input" else outputs)[name].to(torch.float64)
+        if reads == "output" and value.dim() == 4:
+            value = torch.cat([value.mean(dim=(2, 3)), value.amax(dim=(2, 3))], dim=1)
+        feats.append(value.flatten(1))
+    return feats
 
 
 def energy_scores(logits: Tensor, temperature: float = 1.0) -> Tensor:
@@ -177,23 +220,18 @@ def _batches(dataset: Any, size: int = _BATCH) -> Iterable[tuple[Tensor, Tensor]
             yield torch.stack([x for x, _ in items]), torch.as_tensor([int(y) for _, y in items])
 
 
-def dataset_features(model: Any, dataset: Any, layer: str | None = None) -> tuple[Tensor, Tensor]:
-    """Features ``[N, D]`` and labels ``[N]`` of every item of ``dataset``."""
-    feats, labels = [], []
+def dataset_features(
+    model: Any, dataset: Any, layers: Sequence[tuple[str, str]] | None = None
+) -> tuple[list[Tensor], Tensor]:
+    """Each layer's features ``[N, D]`` and the labels ``[N]`` of every item of ``dataset``."""
+    layers = list(layers or feature_layers(model.module))
+    parts: list[list[Tensor]] = [[] for _ in layers]
+    labels = []
     for x, y in _batches(dataset):
-        feats.append(features(model, x, layer))
+        for collected, f in zip(parts, features(model, x, layers), strict=True):
+            collected.append(f)
         labels.append(y)
-    return torch.cat(feats), torch.cat(labels)
-
-
-def _ledoit_wolf(z: Tensor) -> tuple[Tensor, float]:
-    """The sample covariance of centred rows ``z`` and the Ledoit-Wolf shrinkage intensity towards ``mu·I``."""
-    from sklearn.covariance import ledoit_wolf_shrinkage  # at call time: fitting only
-
-    n = z.shape[0]
-    covariance = z.T @ z / n
-    shrinkage = float(ledoit_wolf_shrinkage(z.numpy(), assume_centered=True))
-    return covariance, shrinkage
+    return [torch.cat(collected) for collected in parts], torch.cat(labels)
 
 
 def _weights_digest(module: nn.Module) -> str:
@@ -202,6 +240,28 @@ def _weights_digest(module: nn.Module) -> str:
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+def _fit_part(layer: str, reads: str, feats: Tensor, labels: Tensor, classes: int, rank: int) -> Part:
+    """Class means and the shrunk shared covariance of one layer's features."""
+    from sklearn.covariance import ledoit_wolf_shrinkage  # at call time: fitting only
+
+    means = torch.stack([feats[labels == c].mean(0) for c in range(classes)])
+    centred = feats - means[labels]
+    covariance = centred.T @ centred / len(centred)
+    shrinkage = float(ledoit_wolf_shrinkage(centred.numpy(), assume_centered=True))
+    mu = float(torch.trace(covariance)) / covariance.shape[0]
+    eigenvalues, eigenvectors = torch.linalg.eigh(covariance)  # ascending
+    shrunk = (1 - shrinkage) * eigenvalues.clamp_min(0) + shrinkage * mu
+    r = min(rank, covariance.shape[0])
+    return Part(
+        layer=layer,
+        reads=reads,
+        means=means.to(torch.float32),
+        basis=eigenvectors[:, -r:].flip(1).to(torch.float32).contiguous(),
+        variances=shrunk[-r:].flip(0).to(torch.float32),
+        residual_variance=float(shrunk[:-r].mean()) if r < covariance.shape[0] else 1.0,
+    )
 
 
 def fit(
@@ -214,7 +274,8 @@ def fit(
     false_alarm_rate: float = DEFAULT_FALSE_ALARM_RATE,
     rank: int = _RANK,
 ) -> Detector:
-    """Fit class means and the shrunk shared covariance on ``train``, then set the threshold on ``calibration``.
+    """Fit class means and the shrunk shared covariance of each layer on ``train``, then standardize the distances
+    and set the threshold on ``calibration``.
 
     Args:
         model: A ``LoadedModel`` (or anything with ``module`` and ``lock``).
@@ -230,41 +291,37 @@ def fit(
     """
     if not 0.0 < false_alarm_rate < 1.0:
         raise ValueError(f"The false-alarm rate must be between 0 and 1, got {false_alarm_rate}.")
-    layer = feature_layer(model.module)
-    feats, labels = dataset_features(model, train, layer)
-    classes = int(model.module.get_submodule(layer).out_features)
+    layers = feature_layers(model.module)
+    feats, labels = dataset_features(model, train, layers)
+    classes = int(model.module.get_submodule(layers[-1][0]).out_features)
     counts = torch.bincount(labels, minlength=classes)
     if (counts == 0).any():
         missing = [i for i in range(classes) if counts[i] == 0]
         raise ValueError(f"Classes {missing} have no training images: their means cannot be fitted.")
-    means = torch.stack([feats[labels == c].mean(0) for c in range(classes)])
-    centred = feats - means[labels]
-    covariance, shrinkage = _ledoit_wolf(centred)
-    mu = float(torch.trace(covariance)) / covariance.shape[0]
-    eigenvalues, eigenvectors = torch.linalg.eigh(covariance)  # ascending
-    shrunk = (1 - shrinkage) * eigenvalues.clamp_min(0) + shrinkage * mu
-    r = min(rank, covariance.shape[0])
-    basis, variances = eigenvectors[:, -r:].flip(1), shrunk[-r:].flip(0)
-    residual = float(shrunk[:-r].mean()) if r < covariance.shape[0] else 1.0
+    parts = tuple(
+        _fit_part(name, reads, f, labels, classes, rank) for (name, reads), f in zip(layers, feats, strict=True)
+    )
     detector = Detector(
-        layer=layer,
-        means=means.to(torch.float32),
-        basis=basis.to(torch.float32).contiguous(),
-        variances=variances.to(torch.float32),
-        residual_variance=residual,
+        parts=parts,
         threshold=math.inf,
         false_alarm_rate=false_alarm_rate,
         trained_on=trained_on,
         calibration=calibration_text,
         weights_digest=_weights_digest(model.module),
     )
-    return calibrate(detector, mahalanobis_scores(detector, dataset_features(model, calibration, layer)[0]))
+    return calibrate(detector, dataset_features(model, calibration, layers)[0])
 
 
-def calibrate(detector: Detector, scores: Tensor) -> Detector:
-    """``detector`` with the threshold that flags at most ``detector.false_alarm_rate`` of ``scores`` (in-distribution
-    images): the smallest score value with at most that share above it."""
-    return _replace(detector, threshold=threshold_for(scores, detector.false_alarm_rate))
+def calibrate(detector: Detector, feats: Sequence[Tensor]) -> Detector:
+    """``detector`` with each distance standardized on the calibration images' features and the threshold that
+    flags at most ``detector.false_alarm_rate`` of them."""
+    distances = detector.distances(feats)
+    parts = tuple(
+        replace(part, center=float(d.mean()), scale=max(float(d.std()), 1e-12))
+        for part, d in zip(detector.parts, distances.T, strict=True)
+    )
+    standardized = replace(detector, parts=parts)
+    return replace(standardized, threshold=threshold_for(standardized.scores(feats), detector.false_alarm_rate))
 
 
 def threshold_for(scores: Tensor, false_alarm_rate: float) -> float:
@@ -272,12 +329,6 @@ def threshold_for(scores: Tensor, false_alarm_rate: float) -> float:
     values = np.sort(scores.to(torch.float64).numpy())
     allowed = math.floor(false_alarm_rate * len(values))  # images that may lie above the threshold
     return float(values[len(values) - 1 - allowed])
-
-
-def _replace(detector: Detector, **changes: Any) -> Detector:
-    from dataclasses import replace
-
-    return replace(detector, **changes)
 
 
 # ── files ───────────────────────────────────────────────────────────────────────────────────────────────────────
@@ -293,7 +344,9 @@ def save(detector: Detector, path: Path) -> None:
 
 def load(path: Path) -> Detector:
     """Read a detector written by :func:`save` (``torch.load(..., weights_only=True)``: no code runs)."""
-    return Detector(**torch.load(path, map_location="cpu", weights_only=True))
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    parts = tuple(Part(**part) for part in state.pop("parts"))
+    return Detector(parts=parts, **state)
 
 
 # ── which detector a model has ──────────────────────────────────────────────────────────────────────────────────
@@ -363,16 +416,16 @@ def verdict(model: Any, x: Tensor, detector: Detector | None = None) -> Verdict:
             f"{model.name} was trained on {data_text}; there is no out-of-distribution "
             "score for it here, so nothing tells whether this image is like its training data.",
         )
-    score = float(mahalanobis_scores(detector, features(model, x, detector.layer))[0])
+    score = float(detector.scores(features(model, x, detector.layers))[0])
     out = score > detector.threshold
     if out:
         message = (
             f"{model.name} was trained on {detector.trained_on}; this image looks unlike them, so its answer means "
-            f"little here (distance {score:.1f} to the nearest class, above the threshold {detector.threshold:.1f})."
+            f"little here (score {score:.1f}, above the threshold {detector.threshold:.1f})."
         )
     else:
         message = (
-            f"This image looks like the {detector.trained_on} {model.name} was trained on (distance {score:.1f}, "
+            f"This image looks like the {detector.trained_on} {model.name} was trained on (score {score:.1f}, "
             f"threshold {detector.threshold:.1f})."
         )
     return Verdict(score, detector.threshold, out, message)
