@@ -254,7 +254,7 @@ _OTHER_SHAPES = 500  # held-out shapes the digit model's detector is measured on
 
 def calibrate_ood(name: str, out_dir: Path = ASSETS_MODELS, log: Callable[[str], None] = _log) -> dict:
     """Fit the out-of-distribution detector of the shipped weights ``out_dir/NAME.pt`` on the preset's own training
-    images, set its threshold on held-out images to a 5 % false-alarm rate, measure it (and the energy score beside
+    images, set its threshold on held-out images to a 2 % false-alarm rate, measure it (and the energy score beside
     it) on images from elsewhere, and write ``NAME.ood.pt``, the figures in ``NAME.json`` and a table on the card.
 
     Returns:
@@ -398,7 +398,7 @@ def ood_card_section(figures: dict) -> str:
             f"| {row['source']} ({kind}) | {share(row['mahalanobis'], row['count'])} | "
             f"{share(row['penultimate'], row['count'])} | {share(row['energy'], row['count'])} |"
         )
-    lines += ["", f"Reproduce: `{figures['command']}` (fits on the preset's training images; a few minutes on two cores)."]
+    lines += ["", f"Reproduce: `{figures['command']}` (fits on the preset's training images; minutes on two cores)."]
     return "\n".join(lines)
 
 
