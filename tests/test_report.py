@@ -340,8 +340,8 @@ def test_a_hanging_chromium_is_stopped_at_the_timeout(tmp_path: Path, monkeypatc
 
 
 def test_a_photo_on_the_shapes_model_is_reported_as_unlike_its_training_data(page: _Page, model: LoadedModel) -> None:
-    assert "looks unlike" not in page.plain()  # the held-out circle is like the drawn shapes
+    assert "looks unlike" not in page.plain  # the held-out circle is like the drawn shapes
     cat = build_report(model, load_sample("cat"), layers=[], methods=["saliency"], trust=False)
-    plain = _Page(cat.html).plain()
+    plain = _Page(cat.html).plain
     assert "tinyvgg-shapes was trained on 10 kinds of drawn shapes; this image looks unlike them" in plain
     assert plain.index("looks unlike them") < plain.index("1 · ")  # next to the prediction, before the sections
