@@ -30,6 +30,12 @@ def _make_samples(args: argparse.Namespace) -> int:
     return 0
 
 
+def _calibrate_ood(args: argparse.Namespace) -> int:
+    for name in args.names or list(defaults.DEFAULTS):
+        defaults.calibrate_ood(name, log=_print)
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     if args.ship and args.preset not in defaults.DEFAULTS:
         print(f"--ship: {args.preset} is not a default model ({', '.join(defaults.DEFAULTS)})", file=sys.stderr)
@@ -82,6 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     train.set_defaults(run=_train_defaults)
     samples = commands.add_parser("make-samples", help="write held-out samples of the built-in datasets to assets/")
     samples.set_defaults(run=_make_samples)
+    calibrate = commands.add_parser(
+        "calibrate-ood",
+        help="fit the shipped models' out-of-distribution detectors on their training data (NAME.ood.pt, card table)",
+    )
+    calibrate.add_argument("names", nargs="*", choices=list(defaults.DEFAULTS), help="default: both")
+    calibrate.set_defaults(run=_calibrate_ood)
     run = commands.add_parser("train", help="train a preset in the foreground, recorded in the run store")
     run.add_argument("--preset", required=True, choices=list(PRESETS), help="what to train")
     run.add_argument("--epochs", type=int, help="override the preset's epochs")

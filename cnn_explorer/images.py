@@ -370,9 +370,28 @@ def samples_for(model_name: str, *, made_for_it: bool = False) -> list[str]:
         model_name: A registry name.
         made_for_it: Only the samples made for this model (a digit for the digit model).
     """
+    names = _kin(model_name)
     return [
-        key for key, sample in SAMPLES.items() if model_name in sample.models or (not sample.models and not made_for_it)
+        key for key, sample in SAMPLES.items() if names & set(sample.models) or (not sample.models and not made_for_it)
     ]
+
+
+# A run trained on a built-in model's kind of data is offered that model's samples: a shapes run starts on a shape,
+# not on a photo it would call "star · 100 %".
+_KIN_BY_DATA = {"shapes": "tinyvgg-shapes", "digits": "lenet5-digits", "mnist": "lenet5-digits"}
+
+
+def _kin(model_name: str) -> set[str]:
+    """``model_name`` and, for a trained run, the built-in model trained on the same kind of data."""
+    if not model_name.startswith("run-"):
+        return {model_name}
+    from cnn_explorer import runs  # at call time: the run store is not needed to read images
+
+    try:
+        kind = runs.get_run(model_name.removeprefix("run-")).spec.data.kind
+    except (runs.RunNotFound, ValueError, OSError):
+        return {model_name}
+    return {model_name, _KIN_BY_DATA[kind]} if kind in _KIN_BY_DATA else {model_name}
 
 
 def default_sample(model_name: str) -> str:

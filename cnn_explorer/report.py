@@ -184,6 +184,7 @@ def build_report(
         _header(
             title, model, f"the image “{image_label}”" if image_label else "the image", best_name, best_probability
         ),
+        _ood_note(model, x),
         _prediction_section(prediction, picture, model),
         _input_section(model, image, picture, x),
         _layers_section(layer_parts, chosen),
@@ -350,6 +351,16 @@ def _header(title: str, model: LoadedModel, subject: str, best_name: str, best_p
 <p class="verdict">{_text(model.name)} says {_text(subject)} is <strong>{_text(best_name)}</strong>
 with probability <strong>{render.percent(best_probability)}</strong>.</p>
 </header>"""
+
+
+def _ood_note(model: LoadedModel, x: Tensor) -> str:
+    """Next to the prediction: that the image is unlike the training data (named), or that no score exists."""
+    from cnn_explorer import ood
+
+    verdict = ood.verdict(model, x)
+    if verdict.out_of_distribution:
+        return f'<p class="verdict" style="background:#fef3c7">⚠ {_text(verdict.message)}</p>'
+    return f'<p class="note">{_text(verdict.message)}</p>' if verdict.score is None else ""
 
 
 def _prediction_section(prediction: Prediction, picture: Image.Image, model: LoadedModel) -> str:

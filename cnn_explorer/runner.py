@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from cnn_explorer import architectures, data, diagnostics, runs, zoo
+from cnn_explorer import architectures, data, diagnostics, ood, runs, zoo
 from cnn_explorer.attribution import cam_layers, default_cam_layer, explain
 from cnn_explorer.layers import capture_activations, list_layers
 from cnn_explorer.preprocess import Preprocess
@@ -314,6 +314,7 @@ class _Session:
             return "stopped", message
         self._progress({"phase": "computing results"})
         self._write_results(None)
+        ood.fit_run(self.run_id, loaded, prepared, spec.data.kind, self.log)  # the "unlike its data" check
         message = ""
         if result.reason == "early_stopped":
             message = (

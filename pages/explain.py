@@ -20,6 +20,7 @@ st.caption(
     f"{model.name} says **{best_name}** with probability {render.percent(best_probability)}. Each map below answers "
     "*which parts of the image made the score of the chosen class high* — each in its own way."
 )
+ui.ood_warning(model, x, digest)
 
 pick, target_col, layer_col = st.columns([2.4, 1.3, 1.3])
 hidden = ui.unavailable(model, "cam", "guided_backprop")  # a TorchScript model says why

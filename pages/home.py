@@ -11,6 +11,7 @@ prediction = ui.cached_prediction(model.name, digest, model, image)
 best_index, best_name, best_probability = prediction.top[0]
 st.title(f"{best_name} · {best_probability:.1%}")
 st.caption(f"{model.name} says this {ui.selection().image_label or 'image'} is **{best_name}** — {model.summary}")
+ui.ood_warning(model, x, digest, say_no_score=True)
 
 given, seen, ranked = st.columns([1, 1, 1.3], gap="large")
 with given:

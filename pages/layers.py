@@ -22,6 +22,7 @@ st.caption(
     f"{model.name} reads this {ui.selection().image_label or 'image'} through {len(layers)} layers. Step through "
     "them: every value below was recorded in one forward pass, and each one can be recomputed by hand."
 )
+ui.ood_warning(model, x, digest)
 with st.expander("Overview: every layer, its output, parameters and receptive field"):
     ui.layer_overview(layers)
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from cnn_explorer import data, defaults, jobs, runner, runs, zoo
+from cnn_explorer import data, defaults, jobs, ood, runner, runs, zoo
 from cnn_explorer.__main__ import main
 from cnn_explorer.architectures import LeNet5, TinyVGG
 from cnn_explorer.defaults import ShipError, copy_by_position, ship
@@ -56,6 +56,12 @@ def test_a_shipped_run_predicts_exactly_like_the_run(digits_run, monkeypatch, tm
     card = (tmp_path / "lenet5-digits.md").read_text()
     assert "`python -m cnn_explorer train --preset lenet5-digits --epochs 40 --ship`" in card
     assert f"{accuracy:.2%}" in card
+    # Shipping also fits the out-of-distribution detector of these weights and measures it on the card.
+    detector = ood.load(tmp_path / "lenet5-digits.ood.pt")
+    assert detector.weights_digest == ood._weights_digest(shipped.module)
+    assert meta["ood"]["false_alarm_rate"] == detector.false_alarm_rate == 0.02
+    assert "**Out-of-distribution check**" in card
+    assert "| the sample photos (astronaut, cat, coffee, rocket, hubble_deep_field) (detected) |" in card
 
 
 def test_only_a_finished_run_of_the_defaults_preset_ships(digits_run, monkeypatch, tmp_path):

@@ -424,3 +424,11 @@ def test_every_heading_is_kept_with_what_follows_it(page: _Page, report) -> None
 
 def _h2_rule(html: str) -> str:
     return re.search(r"h2 \{[^}]*\}", html).group(0)
+
+
+def test_a_photo_on_the_shapes_model_is_reported_as_unlike_its_training_data(page: _Page, model: LoadedModel) -> None:
+    assert "looks unlike" not in page.plain  # the held-out circle is like the drawn shapes
+    cat = build_report(model, load_sample("cat"), layers=[], methods=["saliency"], trust=False)
+    plain = _Page(cat.html).plain
+    assert "tinyvgg-shapes was trained on 10 kinds of drawn shapes; this image looks unlike them" in plain
+    assert plain.index("looks unlike them") < plain.index("1 · ")  # next to the prediction, before the sections

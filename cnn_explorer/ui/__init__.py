@@ -45,6 +45,7 @@ from cnn_explorer.ui.layers import (
     styled_table,
     unit_position,
 )
+from cnn_explorer.ui.ood import cached_verdict, ood_warning
 from cnn_explorer.ui.own_model import own_model_panel, require_view, unavailable
 from cnn_explorer.ui.playground import (
     activations_view,
@@ -112,6 +113,7 @@ __all__ = [
     "cached_prediction",
     "cached_prepared",
     "cached_translation",
+    "cached_verdict",
     "cached_visualizable_layers",
     "cached_weight_sharing",
     "chips_wrap",
@@ -138,6 +140,7 @@ __all__ = [
     "layer_stepper",
     "method_params",
     "network_picture",
+    "ood_warning",
     "overfitting_note",
     "own_model_panel",
     "playground_selection",
