@@ -82,9 +82,9 @@ def test_with_chromium_present_make_test_installs_nothing_and_hands_its_path_to_
 
 def test_the_browser_tests_without_chromium_stop_in_one_line_not_one_error_each():
     env = {**os.environ, "CNN_EXPLORER_CHROMIUM": "/nonexistent/chromium"}
+    tests = ["tests/e2e/test_e2e_explain.py", "tests/e2e/test_e2e_home.py"]
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "tests/e2e/test_e2e_explain.py", "tests/e2e/test_e2e_home.py", "-q"]
-        + ["-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning"],
+        [sys.executable, "-m", "pytest", *tests, "-q", "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning"],
         cwd=REPO,
         env=env,
         capture_output=True,
