@@ -29,10 +29,10 @@ from pathlib import Path
 
 import torch
 
-from cnn_explorer import runner, runs
+from cnn_explorer import cores, runner, runs
 from cnn_explorer.runspec import RunSpec
 
-__all__ = ["STOP_GRACE_S", "CoreShare", "kick", "poll", "stop", "submit", "train_foreground", "work"]
+__all__ = ["STOP_GRACE_S", "CoreShare", "kick", "lower_priority", "poll", "stop", "submit", "train_foreground", "work"]
 
 STOP_GRACE_S = 5.0  # a worker still alive this long after a stop request is terminated
 WORKER_START_GRACE_S = 60.0  # a claimed run whose process never showed up has failed after this long
@@ -131,16 +131,44 @@ def work(run_id: str | int) -> int:
             print(f"run {run.id} is {run.status}; nothing to do", flush=True)
             return 0
         runs.set_pid(run.id, os.getpid())
-        if hasattr(os, "nice"):
-            os.nice(WORKER_NICENESS)  # when the app wants a core, the scheduler gives it the core at once
+        lower_priority(WORKER_NICENESS)  # when the app wants a core, the scheduler gives it the core at once
         share = CoreShare(
-            os.cpu_count() or 1,
+            cores.machine_cores(),
             on_change=lambda n, others: _print(f"torch threads: {n} (other processes used {others:.2f} cores)"),
         )
         runner.execute(run.id, log=_print, on_poll=share.adjust)
         return 0
     finally:
         kick()
+
+
+def lower_priority(niceness: int) -> None:
+    """Lower this process's scheduling priority by ``niceness``: this thread's and those it starts (``os.nice``), and
+    its session's.
+
+    Linux groups processes by session for scheduling (autogroup, on by default): two sessions busy on the same cores
+    get equal shares whatever their threads' nice values, which only weigh within a session. The worker has a session
+    of its own (``start_new_session``), so its nice alone left it an equal share against the app: the app's heavy
+    work took 4.3× its time alone while a run trained. Lowering the session's group too (``/proc/self/autogroup``,
+    where there is one) makes the app win a core as the niceness says. Only a session's leader does that: the
+    group is the whole session's, and a process that shares its session (a terminal's) must not lower the others.
+    """
+    if hasattr(os, "nice"):
+        os.nice(niceness)  # this thread, and the threads it starts from now on
+        _lower_earlier_threads(os.getpriority(os.PRIO_PROCESS, 0))
+    if hasattr(os, "getsid") and os.getsid(0) == os.getpid():
+        with contextlib.suppress(OSError):  # no autogroup (other systems, kernels built without it)
+            Path("/proc/self/autogroup").write_text(str(niceness))
+
+
+def _lower_earlier_threads(niceness: int) -> None:
+    """Give the threads this process started before (``import torch`` starts one) at least ``niceness``: on Linux a
+    thread's priority is its own, and ``os.nice`` reaches only the calling thread and those it starts later."""
+    with contextlib.suppress(OSError):  # no /proc: nothing to look at
+        for task in Path("/proc/self/task").iterdir():
+            with contextlib.suppress(OSError, ValueError):  # a thread that ended meanwhile
+                tid = int(task.name)
+                os.setpriority(os.PRIO_PROCESS, tid, max(niceness, os.getpriority(os.PRIO_PROCESS, tid)))
 
 
 class CoreShare:

@@ -384,3 +384,31 @@ def test_the_machines_cpu_time_counts_this_process():
         pass
     spent = time.process_time() - own_before
     assert jobs._machine_cpu_seconds() - before >= spent - 0.05  # ticks are 10 ms
+
+
+def _autogroup_nice(pid: int) -> int:
+    """The nice value of the scheduling group of process ``pid``'s session (``/autogroup-17 nice 10``)."""
+    return int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])
+
+
+def test_the_worker_yields_to_the_app_across_sessions_not_only_within_its_own():
+    """Linux schedules sessions as groups (autogroup): a niced worker in a session of its own still took an equal
+    share against the app, whose heavy work then took 4.3× its time alone. The worker's session group is niced too,
+    every one of its threads is, and the app's session keeps its priority."""
+    run_id = jobs.submit(LONG)
+    _wait(_training(run_id))
+    pid = runs.get_run(run_id).pid
+    assert os.getsid(pid) == pid  # its own session: Ctrl-C on the app leaves it alone
+    assert _autogroup_nice(pid) == jobs.WORKER_NICENESS
+    threads = list(Path(f"/proc/{pid}/task").iterdir())
+    assert threads and all(int((t / "stat").read_text().rsplit(")", 1)[1].split()[16]) == 10 for t in threads)
+    assert _autogroup_nice(os.getpid()) == 0
+
+
+def test_lowering_the_priority_outside_a_session_of_its_own_leaves_the_sessions_group_alone():
+    """Only a session's leader lowers the session's group: a process sharing a terminal's session must not lower
+    the terminal and everything else started from it."""
+    code = "import os; from cnn_explorer import jobs; jobs.lower_priority(10); print(os.nice(0))"
+    child = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert child.stdout.split() == ["10"]
+    assert _autogroup_nice(os.getpid()) == 0
