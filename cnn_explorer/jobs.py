@@ -6,9 +6,10 @@ never touches the app. The run store decides who runs: :func:`kick` atomically c
 while none is running (``runs.claim_next``), and every worker kicks the queue when its run ends, so queued runs
 start even with no page open. The app only reads the store; :func:`poll` repairs what a dead process left behind.
 
-Cores: the worker runs at a lower priority than the app and trains on every core while nothing else runs, one fewer
-while the app works (:class:`CoreShare`), so a page rerun never waits on training and training never waits long on
-a page.
+Cores: the worker runs at a lower priority than the app, its session's scheduling group included
+(:func:`lower_priority`), and trains on every core while nothing else runs, fewer while the app works
+(:class:`CoreShare`); while a run trains the app computes on half the cores (``cores``). So a page rerun never waits
+on training, and heavy work in the app and training each keep about half the machine.
 
 Stopping: :func:`stop` drops a flag file that the worker looks at every batch (at most every 0.1 s), which ends the
 run as "stopped" within a second or two, checkpoints kept; a worker that does not end within ``STOP_GRACE_S`` is
@@ -173,14 +174,15 @@ def _lower_earlier_threads(niceness: int) -> None:
 
 class CoreShare:
     """The worker's torch threads: every core while the rest of the machine is quiet, one fewer while other
-    processes (the app rerunning a page) use CPU.
+    processes (the app rerunning a page) use CPU, as many fewer as the cores they use.
 
     On two cores neither fixed choice is good. One thread halves the training speed for good (the TinyVGG preset:
     ~120 s to 95 % instead of ~65 s). Two threads at the app's priority slow page reruns, and while the app holds
     a core the worker's two threads wait on each other at every operation: training itself ran at 40 % of its
     one-thread speed. So the worker runs niced (the app always wins a core at once), starts on every core, and
     :meth:`adjust`, called between batches, measures the CPU time the other processes used since its last look:
-    above ``busy_cores`` it drops to one fewer thread at once; it takes every core again after ``quiet_s`` of
+    above ``busy_cores`` it drops at once to one fewer thread, or to the cores the others leave where they use more
+    (:meth:`busy_threads`); it takes every core again after ``quiet_s`` of
     quiet. Where the machine's CPU time cannot be read (no ``/proc/stat``) it keeps one core free.
 
     The float rounding of a training step depends on the thread count, so a run's last bits depend on what else
@@ -225,11 +227,16 @@ class CoreShare:
         others = max(0.0, (machine_now - machine_then) - (own_now - own_then)) / (now - then)
         if others > self.busy_cores:
             self._quiet_since = None
-            self._use(self.cores - 1, others)
+            self._use(self.busy_threads(others), others)
         elif self.threads < self.cores:
             self._quiet_since = self._quiet_since if self._quiet_since is not None else then
             if now - self._quiet_since >= self.quiet_s:
                 self._use(self.cores, others)
+
+    def busy_threads(self, others: float) -> int:
+        """The threads while other processes use ``others`` cores: one fewer than every core, and fewer still where
+        the others use more (the app computing on half the cores of a larger machine, ``cores.app_threads``)."""
+        return max(1, min(self.cores - 1, self.cores - round(others)))
 
     def _use(self, threads: int, others: float) -> None:
         if threads != self.threads:

@@ -412,3 +412,19 @@ def test_lowering_the_priority_outside_a_session_of_its_own_leaves_the_sessions_
     child = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert child.stdout.split() == ["10"]
     assert _autogroup_nice(os.getpid()) == 0
+
+
+def test_on_a_larger_machine_the_worker_leaves_the_app_the_cores_it_uses():
+    """The app computes on half the cores while a run trains (``cores.app_threads``): on 4 cores the worker then
+    keeps 2, and a light page rerun still costs it only one."""
+    machine = _Machine()
+    share = machine.share(cores=4)
+    machine.spend(0.5, own=4.0, others=0.4)  # a page rerun
+    share.adjust()
+    assert share.threads == 3
+    machine.spend(0.5, own=3.0, others=2.0)  # heavy work on the app's 2 threads
+    share.adjust()
+    assert share.threads == 2
+    machine.spend(0.5, own=2.0, others=3.6)  # more than the app's share: the worker still trains
+    share.adjust()
+    assert share.threads == 1 and machine.threads == [4, 3, 2, 1]
