@@ -107,7 +107,11 @@ def main() -> None:
             print(f"worker {pid}: {group.read_text().strip() if group.exists() else 'no autogroup'}", flush=True)
             speed_alone, _ = speed_over(run_id, batch_size, lambda: time.sleep(args.window))
             print(f"training alone: {speed_alone:.0f} images/s over {args.window:g} s", flush=True)
+            app_cpu, worker_cpu = time.process_time(), jobs._process_cpu_seconds(pid)
             speed_busy, (busy, threads_busy) = speed_over(run_id, batch_size, lambda: heavy(model, x))
+            app_cpu, worker_cpu = time.process_time() - app_cpu, jobs._process_cpu_seconds(pid) - worker_cpu
+            # CPU time, unlike wall time, shows how the two shared the cores even on a machine busy with more
+            print(f"meanwhile, CPU seconds: the app {app_cpu:.1f}, the worker {worker_cpu:.1f}", flush=True)
         finally:
             jobs.stop(run_id)
         log = (runs.run_dir(run_id) / "worker.log").read_text(errors="replace")
