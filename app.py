@@ -2,9 +2,10 @@
 
 import streamlit as st
 
-from cnn_explorer import ui
+from cnn_explorer import cores, ui
 
 st.set_page_config(page_title="CNN Explorer", page_icon="🧠", layout="wide")
+cores.share_with_training()  # half the cores while a run trains: the worker keeps the rest
 
 navigation = st.navigation(
     [

@@ -6,9 +6,10 @@ never touches the app. The run store decides who runs: :func:`kick` atomically c
 while none is running (``runs.claim_next``), and every worker kicks the queue when its run ends, so queued runs
 start even with no page open. The app only reads the store; :func:`poll` repairs what a dead process left behind.
 
-Cores: the worker runs at a lower priority than the app and trains on every core while nothing else runs, one fewer
-while the app works (:class:`CoreShare`), so a page rerun never waits on training and training never waits long on
-a page.
+Cores: the worker runs at a lower priority than the app, its session's scheduling group included
+(:func:`lower_priority`), and trains on every core while nothing else runs, fewer while the app works
+(:class:`CoreShare`); while a run trains the app computes on half the cores (``cores``). So a page rerun never waits
+on training, and heavy work in the app and training each keep about half the machine.
 
 Stopping: :func:`stop` drops a flag file that the worker looks at every batch (at most every 0.1 s), which ends the
 run as "stopped" within a second or two, checkpoints kept; a worker that does not end within ``STOP_GRACE_S`` is
@@ -29,10 +30,10 @@ from pathlib import Path
 
 import torch
 
-from cnn_explorer import runner, runs
+from cnn_explorer import cores, runner, runs
 from cnn_explorer.runspec import RunSpec
 
-__all__ = ["STOP_GRACE_S", "CoreShare", "kick", "poll", "stop", "submit", "train_foreground", "work"]
+__all__ = ["STOP_GRACE_S", "CoreShare", "kick", "lower_priority", "poll", "stop", "submit", "train_foreground", "work"]
 
 STOP_GRACE_S = 5.0  # a worker still alive this long after a stop request is terminated
 WORKER_START_GRACE_S = 60.0  # a claimed run whose process never showed up has failed after this long
@@ -131,10 +132,9 @@ def work(run_id: str | int) -> int:
             print(f"run {run.id} is {run.status}; nothing to do", flush=True)
             return 0
         runs.set_pid(run.id, os.getpid())
-        if hasattr(os, "nice"):
-            os.nice(WORKER_NICENESS)  # when the app wants a core, the scheduler gives it the core at once
+        lower_priority(WORKER_NICENESS)  # when the app wants a core, the scheduler gives it the core at once
         share = CoreShare(
-            os.cpu_count() or 1,
+            cores.machine_cores(),
             on_change=lambda n, others: _print(f"torch threads: {n} (other processes used {others:.2f} cores)"),
         )
         runner.execute(run.id, log=_print, on_poll=share.adjust)
@@ -143,16 +143,46 @@ def work(run_id: str | int) -> int:
         kick()
 
 
+def lower_priority(niceness: int) -> None:
+    """Lower this process's scheduling priority by ``niceness``: this thread's and those it starts (``os.nice``), and
+    its session's.
+
+    Linux groups processes by session for scheduling (autogroup, on by default): two sessions busy on the same cores
+    get equal shares whatever their threads' nice values, which only weigh within a session. The worker has a session
+    of its own (``start_new_session``), so its nice alone left it an equal share against the app: the app's heavy
+    work took 4.3× its time alone while a run trained. Lowering the session's group too (``/proc/self/autogroup``,
+    where there is one) makes the app win a core as the niceness says. Only a session's leader does that: the
+    group is the whole session's, and a process that shares its session (a terminal's) must not lower the others.
+    """
+    if hasattr(os, "nice"):
+        os.nice(niceness)  # this thread, and the threads it starts from now on
+        _lower_earlier_threads(os.getpriority(os.PRIO_PROCESS, 0))
+    if hasattr(os, "getsid") and os.getsid(0) == os.getpid():
+        with contextlib.suppress(OSError):  # no autogroup (other systems, kernels built without it)
+            Path("/proc/self/autogroup").write_text(str(niceness))
+
+
+def _lower_earlier_threads(niceness: int) -> None:
+    """Give the threads this process started before (``import torch`` starts one) at least ``niceness``: on Linux a
+    thread's priority is its own, and ``os.nice`` reaches only the calling thread and those it starts later."""
+    with contextlib.suppress(OSError):  # no /proc: nothing to look at
+        for task in Path("/proc/self/task").iterdir():
+            with contextlib.suppress(OSError, ValueError):  # a thread that ended meanwhile
+                tid = int(task.name)
+                os.setpriority(os.PRIO_PROCESS, tid, max(niceness, os.getpriority(os.PRIO_PROCESS, tid)))
+
+
 class CoreShare:
     """The worker's torch threads: every core while the rest of the machine is quiet, one fewer while other
-    processes (the app rerunning a page) use CPU.
+    processes (the app rerunning a page) use CPU, as many fewer as the cores they use.
 
     On two cores neither fixed choice is good. One thread halves the training speed for good (the TinyVGG preset:
     ~120 s to 95 % instead of ~65 s). Two threads at the app's priority slow page reruns, and while the app holds
     a core the worker's two threads wait on each other at every operation: training itself ran at 40 % of its
     one-thread speed. So the worker runs niced (the app always wins a core at once), starts on every core, and
     :meth:`adjust`, called between batches, measures the CPU time the other processes used since its last look:
-    above ``busy_cores`` it drops to one fewer thread at once; it takes every core again after ``quiet_s`` of
+    above ``busy_cores`` it drops at once to one fewer thread, or to the cores the others leave where they use more
+    (:meth:`busy_threads`); it takes every core again after ``quiet_s`` of
     quiet. Where the machine's CPU time cannot be read (no ``/proc/stat``) it keeps one core free.
 
     The float rounding of a training step depends on the thread count, so a run's last bits depend on what else
@@ -197,11 +227,16 @@ class CoreShare:
         others = max(0.0, (machine_now - machine_then) - (own_now - own_then)) / (now - then)
         if others > self.busy_cores:
             self._quiet_since = None
-            self._use(self.cores - 1, others)
+            self._use(self.busy_threads(others), others)
         elif self.threads < self.cores:
             self._quiet_since = self._quiet_since if self._quiet_since is not None else then
             if now - self._quiet_since >= self.quiet_s:
                 self._use(self.cores, others)
+
+    def busy_threads(self, others: float) -> int:
+        """The threads while other processes use ``others`` cores: one fewer than every core, and fewer still where
+        the others use more (the app computing on half the cores of a larger machine, ``cores.app_threads``)."""
+        return max(1, min(self.cores - 1, self.cores - round(others)))
 
     def _use(self, threads: int, others: float) -> None:
         if threads != self.threads:

@@ -462,3 +462,47 @@ def test_dead_relus_counts_the_units_never_active_on_the_images():
     zeros = torch.utils.data.TensorDataset(torch.zeros(5, 1, 4, 4), torch.zeros(5, dtype=torch.long))
     assert runner.dead_relus(model, zeros) == {"relu": [3, 4], "relu_fc": [1, 3]}
     assert not model.module._forward_hooks and not model.module.relu._forward_hooks  # hooks removed
+
+
+def _autogroup_nice(pid: int) -> int:
+    """The nice value of the scheduling group of process ``pid``'s session (``/autogroup-17 nice 10``)."""
+    return int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])
+
+
+def test_the_worker_yields_to_the_app_across_sessions_not_only_within_its_own():
+    """Linux schedules sessions as groups (autogroup): a niced worker in a session of its own still took an equal
+    share against the app, whose heavy work then took 4.3× its time alone. The worker's session group is niced too,
+    every one of its threads is, and the app's session keeps its priority."""
+    run_id = jobs.submit(LONG)
+    _wait(_training(run_id))
+    pid = runs.get_run(run_id).pid
+    assert os.getsid(pid) == pid  # its own session: Ctrl-C on the app leaves it alone
+    assert _autogroup_nice(pid) == jobs.WORKER_NICENESS
+    threads = list(Path(f"/proc/{pid}/task").iterdir())
+    assert threads and all(int((t / "stat").read_text().rsplit(")", 1)[1].split()[16]) == 10 for t in threads)
+    assert _autogroup_nice(os.getpid()) == 0
+
+
+def test_lowering_the_priority_outside_a_session_of_its_own_leaves_the_sessions_group_alone():
+    """Only a session's leader lowers the session's group: a process sharing a terminal's session must not lower
+    the terminal and everything else started from it."""
+    code = "import os; from cnn_explorer import jobs; jobs.lower_priority(10); print(os.nice(0))"
+    child = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert child.stdout.split() == ["10"]
+    assert _autogroup_nice(os.getpid()) == 0
+
+
+def test_on_a_larger_machine_the_worker_leaves_the_app_the_cores_it_uses():
+    """The app computes on half the cores while a run trains (``cores.app_threads``): on 4 cores the worker then
+    keeps 2, and a light page rerun still costs it only one."""
+    machine = _Machine()
+    share = machine.share(cores=4)
+    machine.spend(0.5, own=4.0, others=0.4)  # a page rerun
+    share.adjust()
+    assert share.threads == 3
+    machine.spend(0.5, own=3.0, others=2.0)  # heavy work on the app's 2 threads
+    share.adjust()
+    assert share.threads == 2
+    machine.spend(0.5, own=2.0, others=3.6)  # more than the app's share: the worker still trains
+    share.adjust()
+    assert share.threads == 1 and machine.threads == [4, 3, 2, 1]

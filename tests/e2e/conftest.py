@@ -1,6 +1,8 @@
 """Real-browser fixtures: ``streamlit run app.py`` on a free port, and Debian's Chromium driven by Playwright.
 
-Never ``playwright install``: the browser is the system's /usr/bin/chromium.
+Never ``playwright install``: the browser is the system's /usr/bin/chromium (``CNN_EXPLORER_CHROMIUM`` names another;
+``make test`` installs it where it is missing). Without it the session stops before the first test, with one line
+that says what to run.
 """
 
 import contextlib
@@ -18,7 +20,8 @@ import pytest
 from expected import Expected  # tests/expected.py, shared by the app and browser tiers
 
 REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(os.environ.get("CNN_EXPLORER_CHROMIUM") or "/usr/bin/chromium")
+MISSING_CHROMIUM = f"The browser tests need Chromium at {CHROMIUM}: run `sudo apt-get install -y chromium`."
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 STARTUP_TIMEOUT_S = 60
 VIEWPORT = {"width": 1400, "height": 900}
@@ -32,6 +35,14 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 _IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Stop the session at once, in one line, when browser tests were collected and there is no browser: not one
+    error per test."""
+    here = Path(__file__).resolve().parent
+    if not CHROMIUM.exists() and any(here in Path(item.path).resolve().parents for item in items):
+        pytest.exit(MISSING_CHROMIUM, returncode=pytest.ExitCode.USAGE_ERROR)
 
 
 def _free_port() -> int:
@@ -104,7 +115,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def browser():
     if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: the browser tests need Debian's Chromium (`apt-get install chromium`).")
+        pytest.fail(MISSING_CHROMIUM)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
