@@ -154,7 +154,8 @@ def _stuck_at_chance(
         return None
     return Diagnostic(
         "stuck_at_chance",
-        "error",
+        # After an exploded loss the model is wrecked; otherwise a short or slow run may still learn with more epochs.
+        "error" if exploded else "warning",
         f"Validation accuracy stayed at chance: at best {best:.1%} in {len(accuracies)} epochs, where guessing "
         f"among {classes} classes gets {chance:.1%} (± {noise:.1%} on {val_images:,} images). The model learnt "
         "nothing.",

@@ -43,7 +43,7 @@ def test_accuracy_within_noise_of_chance_after_two_epochs_is_stuck():
     noise = 3 * math.sqrt(0.1 * 0.9 / 400)
     metrics = [_epoch(1, 2.30, 0.08), _epoch(2, 2.30, 0.1 + noise - 0.001)]
     (stuck,) = diagnose(metrics, classes=10, lr=1e-3, optimizer="adam", val_images=400)
-    assert stuck.kind == "stuck_at_chance" and stuck.severity == "error"
+    assert stuck.kind == "stuck_at_chance" and stuck.severity == "warning"  # it may still learn: train longer
     assert stuck.sentence == (
         "Validation accuracy stayed at chance: at best 14.4% in 2 epochs, where guessing among 10 classes gets "
         "10.0% (± 4.5% on 400 images). The model learnt nothing."
