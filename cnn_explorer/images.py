@@ -30,6 +30,7 @@ __all__ = [
     "Sample",
     "default_sample",
     "image_digest",
+    "kin",
     "load_image",
     "load_sample",
     "sample_bytes",
@@ -370,7 +371,7 @@ def samples_for(model_name: str, *, made_for_it: bool = False) -> list[str]:
         model_name: A registry name.
         made_for_it: Only the samples made for this model (a digit for the digit model).
     """
-    names = _kin(model_name)
+    names = kin(model_name)
     return [
         key for key, sample in SAMPLES.items() if names & set(sample.models) or (not sample.models and not made_for_it)
     ]
@@ -381,8 +382,9 @@ def samples_for(model_name: str, *, made_for_it: bool = False) -> list[str]:
 _KIN_BY_DATA = {"shapes": "tinyvgg-shapes", "digits": "lenet5-digits", "mnist": "lenet5-digits"}
 
 
-def _kin(model_name: str) -> set[str]:
-    """``model_name`` and, for a trained run, the built-in model trained on the same kind of data."""
+def kin(model_name: str) -> set[str]:
+    """``model_name`` and, for a trained run, the built-in model trained on the same kind of data (its samples and
+    its drawing canvas suit the run too)."""
     if not model_name.startswith("run-"):
         return {model_name}
     from cnn_explorer import runs  # at call time: the run store is not needed to read images

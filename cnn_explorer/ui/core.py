@@ -22,7 +22,7 @@ from cnn_explorer.zoo import LoadedModel, ModelUnavailable, Prediction, load_mod
 from cnn_explorer.zoo import predict as _predict
 
 DEFAULT_MODEL = "tinyvgg-shapes"
-_SOURCES = ("Sample", "Upload", "Camera")
+_SOURCES = ("Sample", "Upload", "Camera", "Draw")  # Draw: ui/draw.py
 _ACCEPTED = "PNG, JPEG, WebP, BMP, GIF or TIFF"
 _DEFAULT_MEMO = "_default_of_{}"  # session key of what follow_default last gave a widget: (context, default, chosen)
 _UPLOAD_MB = 25  # images and data zips; server.maxUploadSize is the larger limit of a model file (own_model_panel)
@@ -151,7 +151,7 @@ def require_selection() -> tuple[LoadedModel, Image.Image, str]:
         if chosen.image_note:
             st.error(chosen.image_note)
         else:
-            st.info(f"Choose a sample, upload an image ({_ACCEPTED}) or take a photo in the sidebar.")
+            st.info(f"Choose a sample, upload an image ({_ACCEPTED}), take a photo or draw one in the sidebar.")
         st.stop()
     return chosen.model, chosen.image, chosen.image_digest
 

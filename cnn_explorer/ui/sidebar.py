@@ -1,4 +1,5 @@
-"""The shared sidebar: the model picker (with "Add your own model") and the image picker."""
+"""The shared sidebar: the model picker (with "Add your own model") and the image picker (sample, upload, camera,
+drawing)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from cnn_explorer.images import (
     samples_for,
 )
 from cnn_explorer.ui.core import _SOURCES, DEFAULT_MODEL, Selection, _decoded, _image_bytes, _load, _model_label
+from cnn_explorer.ui.draw import draw_source
 from cnn_explorer.ui.own_model import own_model_panel
 from cnn_explorer.zoo import available_models, model_entry
 
@@ -39,7 +41,7 @@ def sidebar() -> Selection:
         own_model_panel(name)
         st.markdown("### Image")
         source = st.segmented_control("Source", _SOURCES, default="Sample", key="image_source") or "Sample"
-        data, label = _image_bytes(source, name)
+        data, label = draw_source(name, model) if source == "Draw" else _image_bytes(source, name)
         image, image_note, digest = None, None, None
         if data is not None:
             digest = image_digest(data)
