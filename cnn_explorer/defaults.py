@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 from torch.utils.data import Dataset
 
-from cnn_explorer import data, runs
+from cnn_explorer import data, digits, runs
 from cnn_explorer.architectures import ARCHITECTURES
 from cnn_explorer.preprocess import Preprocess
 from cnn_explorer.runspec import RunSpec, preset
@@ -30,6 +32,7 @@ from cnn_explorer.zoo import ASSETS_MODELS
 __all__ = ["DEFAULTS", "Default", "ShipError", "copy_by_position", "heldout_dataset", "ship"]
 
 _SHAPES_HELDOUT = 2000
+_PER_SOURCE_IMAGES = 500
 _SHAPES_HELDOUT_SEED = 1  # training draws from seed 1000 on (data._SHAPES_TRAIN_SEED_OFFSET): never these
 
 
@@ -44,6 +47,8 @@ class Default:
             for layer (same modules, same shapes, in the same order), only with its own layer names.
         heldout: transform → the held-out test set (never trained on, never used to choose a checkpoint).
         heldout_description: For the model card.
+        per_source: (module, preprocess) → its accuracy on each independent source of images, for the card; None
+            where the model has no such sources.
     """
 
     name: str
@@ -51,6 +56,7 @@ class Default:
     architecture: str
     heldout: Callable[[Callable], Dataset]
     heldout_description: str
+    per_source: Callable[[nn.Module, Preprocess], list[digits.SourceAccuracy]] | None = None
 
 
 def _digits_heldout(transform: Callable) -> Dataset:
@@ -68,10 +74,11 @@ DEFAULTS: dict[str, Default] = {
     ),
     "lenet5-digits": Default(
         name="lenet5-digits",
-        epochs=40,
+        epochs=15,
         architecture="LeNet5",
         heldout=_digits_heldout,
         heldout_description="the 20 % of the digits held out by `digits_split()` (stratified, seed 0): 360 images",
+        per_source=lambda module, preprocess: digits.accuracy_per_source(module, preprocess, n=_PER_SOURCE_IMAGES),
     ),
 }
 
@@ -125,6 +132,10 @@ def ship(run_id: str | int, name: str, out_dir: Path = ASSETS_MODELS, log: Calla
     heldout = default.heldout(_to_input(preprocess))
     test_loss, test_accuracy = evaluate(module, heldout)
     log(f"{name}: held-out accuracy {test_accuracy:.2%} on {len(heldout)} images (run {run.id})")
+    sources = default.per_source(module.eval(), preprocess) if default.per_source else []
+    for source in sources:
+        measured = "not available here" if source.accuracy is None else f"{source.accuracy:.2%}"
+        log(f"{name}: {source.title}: {measured}{' (held out of training)' if source.held_out else ''}")
     history = runs.read_metrics(run.id)
     _write(
         default,
@@ -137,6 +148,7 @@ def ship(run_id: str | int, name: str, out_dir: Path = ASSETS_MODELS, log: Calla
         test_loss,
         len(heldout),
         out_dir,
+        sources,
     )
     return test_accuracy
 
@@ -173,6 +185,7 @@ def _write(
     test_loss: float,
     heldout_size: int,
     out_dir: Path,
+    sources: Sequence[digits.SourceAccuracy] = (),
 ) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     # Weights and card first, metadata last: the zoo lists a model once its .json exists.
@@ -219,6 +232,7 @@ def _write(
         "run": spec.to_dict(),
         "data": data_text,
         "history": history,
+        **({"sources": [asdict(source) for source in sources]} if sources else {}),
         "command": command,
         "torch": torch.__version__,
     }
@@ -230,11 +244,29 @@ def _write(
         f"- **Data:** {data_text}\n"
         f"- **Training:** cross-entropy, {training}; {minutes:.1f} min on a CPU\n"
         f"- **Held-out accuracy:** {test_accuracy:.2%} on {heldout_size} images\n"
-        f"- **Reproduce:** `{command}`\n\n"
-        f"**Preprocessing**\n\n{steps}\n"
+        f"- **Reproduce:** `{command}`\n\n" + _sources_table(sources) + f"**Preprocessing**\n\n{steps}\n"
     )
     _atomic_write(out_dir / f"{default.name}.md", card.encode())
     _atomic_write(out_dir / f"{default.name}.json", json.dumps(meta, indent=2).encode())
+
+
+def _sources_table(sources: Sequence[digits.SourceAccuracy]) -> str:
+    """The card's table of accuracy per independent source, the held-out source's row marked; "" for none."""
+    if not sources:
+        return ""
+    rows = []
+    for source in sources:
+        measured = "not available on this machine" if source.accuracy is None else f"{source.accuracy:.1%}"
+        if source.held_out:
+            rows.append(f"| **{source.title}** (held out: no training run sees this source) | **{measured}** |")
+        else:
+            rows.append(f"| {source.title} | {measured} |")
+    n = max(source.images for source in sources)
+    return (
+        f"**Accuracy per source** ({n} digits each, drawn with seed {digits.EVAL_SEED}, which no training run "
+        "draws with; the number that says how the model does on digits it was not made from is the held-out "
+        "source's)\n\n| Source | Accuracy |\n| --- | --- |\n" + "\n".join(rows) + "\n\n"
+    )
 
 
 def _atomic_write(path: Path, content: bytes) -> None:
@@ -269,6 +301,11 @@ def write_samples(samples_dir: Path) -> list[dict]:
         key = f"digit-{label}"
         img.save(samples_dir / f"{key}.png")
         entries.append(_generated_entry(key, f"Handwritten {label}", "lenet5-digits", "scikit-learn digits"))
+    for key, title, source, label, light_ink in _DRAWN_DIGIT_SAMPLES:
+        if not digits.SOURCES[source].available():
+            continue
+        _drawn_digit(source, label, light_ink).save(samples_dir / f"{key}.png")
+        entries.append(_generated_entry(key, title, "lenet5-digits", source))
     manifest = samples_dir / "samples.json"
     generated = {entry["key"] for entry in entries}
     kept = [e for e in json.loads(manifest.read_text()) if e["key"] not in generated] if manifest.exists() else []
@@ -281,15 +318,44 @@ def write_samples(samples_dir: Path) -> list[dict]:
 _DATASET_LICENCES = {
     "synthetic shapes": "CC0 (drawn by CNN Explorer)",
     "scikit-learn digits": "CC BY 4.0 (UCI Optical Recognition of Handwritten Digits, Alpaydin & Kaynak 1998)",
+    "system_fonts": "CC0 (typed by CNN Explorer in a Liberation font; the fonts' SIL Open Font License does not "
+    "extend to what they render)",
+    "strokes": "CC0 (drawn by CNN Explorer's pen-stroke renderer)",
 }
+
+
+# Typed and drawn digits: (key, title, source, digit, light ink on dark paper), drawn with the seed no training run
+# draws with; the typed ones in the held-out fonts, dark on light and off-centre, as the issue's failing case.
+_DRAWN_DIGIT_SAMPLES = (
+    ("typed-digit-7", "Typed 7, off-centre", "system_fonts", 7, False),
+    ("typed-digit-4", "Typed 4", "system_fonts", 4, False),
+    ("drawn-digit-3", "Drawn 3, as on a canvas", "strokes", 3, True),
+    ("drawn-digit-7", "Drawn 7, dark pen on white", "strokes", 7, False),
+)
+
+
+def _drawn_digit(source: str, label: int, light_ink: bool) -> Image.Image:
+    """The first image of ``label`` in the source's evaluation draw with the wanted polarity."""
+    images, labels = digits.source_images(source, 200, seed=digits.EVAL_SEED)
+    for img, shown in zip(images, labels, strict=True):
+        pixels = np.asarray(img)
+        border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+        if shown == label and (float(border.mean()) < 128) == light_ink:
+            return img
+    raise ValueError(f"No {label} with that polarity in the first 200 images of {source}.")
 
 
 def _generated_entry(key: str, title: str, model: str, dataset: str) -> dict:
     return {
         "key": key,
-        "title": f"{title} (held-out)",
+        "title": f"{title} (held-out)" if dataset in ("synthetic shapes", "scikit-learn digits") else title,
         "file": f"{key}.png",
-        "source": f"Held-out sample of the {dataset} dataset, written by `python -m cnn_explorer make-samples`",
+        "source": (
+            f"Held-out sample of the {dataset} dataset"
+            if dataset in ("synthetic shapes", "scikit-learn digits")
+            else f"{digits.SOURCES[dataset].title.capitalize()}, never trained on"
+        )
+        + ", written by `python -m cnn_explorer make-samples`",
         "licence": _DATASET_LICENCES[dataset],
         "models": [model],
     }

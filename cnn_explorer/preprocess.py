@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torchvision.transforms.functional as TF
 from PIL import Image
@@ -72,24 +73,30 @@ class Preprocess:
         return x
 
     def _fit_ink(self, img: Image.Image) -> Tensor:
-        x = TF.pil_to_tensor(img)
-        if self.invert_light_background and _border_mean(x) > 127:
-            x = 255 - x
-        grey = x.max(dim=0).values
+        # numpy and PIL only: torch ops here would run in the forked processes that read training sets
+        # (data.load_all), where torch's thread pool, inherited from the parent, can deadlock.
+        pixels = np.asarray(img)
+        if pixels.ndim == 2:
+            pixels = pixels[:, :, None]
+        border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+        if self.invert_light_background and float(border.mean()) > 127:
+            pixels = 255 - pixels
+        grey = pixels.max(axis=2)
         low, high = int(grey.min()), int(grey.max())
         if high - low >= _MIN_INK_CONTRAST:
             ink = grey > low + (high - low) * _INK_LEVEL
-            rows, cols = torch.nonzero(ink.any(dim=1)).flatten(), torch.nonzero(ink.any(dim=0)).flatten()
+            rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
             top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
             side = max(bottom - top, right - left)
             pad = max(1, round(side * INK_MARGIN))
-            square = torch.full((x.shape[0], side + 2 * pad, side + 2 * pad), low, dtype=torch.uint8)
+            square = np.full((side + 2 * pad, side + 2 * pad, pixels.shape[2]), low, dtype=np.uint8)
             y0, x0 = pad + (side - (bottom - top)) // 2, pad + (side - (right - left)) // 2
-            square[:, y0 : y0 + bottom - top, x0 : x0 + right - left] = x[:, top:bottom, left:right]
-            x = square
-        if x.shape[1:] != (self.crop, self.crop):
-            x = TF.resize(x, [self.crop, self.crop], interpolation=InterpolationMode.BILINEAR, antialias=True)
-        return x
+            square[y0 : y0 + bottom - top, x0 : x0 + right - left] = pixels[top:bottom, left:right]
+            pixels = square
+        fitted = Image.fromarray(np.ascontiguousarray(pixels[:, :, 0] if self.grayscale else pixels))
+        if fitted.size != (self.crop, self.crop):
+            fitted = TF.resize(fitted, [self.crop, self.crop], interpolation=InterpolationMode.BILINEAR, antialias=True)
+        return TF.pil_to_tensor(fitted)
 
     def scale(self, x: Tensor) -> Tensor:
         """uint8 ``[C, H, W]`` → the float input tensor ``[C, H, W]``."""
