@@ -353,7 +353,7 @@ def _generated_entry(key: str, title: str, model: str, dataset: str) -> dict:
         "source": (
             f"Held-out sample of the {dataset} dataset"
             if dataset in ("synthetic shapes", "scikit-learn digits")
-            else f"{digits.SOURCES[dataset].title.capitalize()}, never trained on"
+            else f"{digits.SOURCES[dataset].title[:1].upper()}{digits.SOURCES[dataset].title[1:]}, never trained on"
         )
         + ", written by `python -m cnn_explorer make-samples`",
         "licence": _DATASET_LICENCES[dataset],
