@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 from torch.utils.data import Dataset, Subset
 
-from cnn_explorer import data, runs
+from cnn_explorer import data, digits, runs
 from cnn_explorer.architectures import ARCHITECTURES
 from cnn_explorer.preprocess import Preprocess
 from cnn_explorer.runspec import RunSpec, preset
@@ -31,6 +33,7 @@ from cnn_explorer.zoo import ASSETS_MODELS
 __all__ = ["DEFAULTS", "Default", "ShipError", "calibrate_ood", "copy_by_position", "heldout_dataset", "ship"]
 
 _SHAPES_HELDOUT = 2000
+_PER_SOURCE_IMAGES = 500
 _SHAPES_HELDOUT_SEED = 1  # training draws from seed 1000 on (data._SHAPES_TRAIN_SEED_OFFSET): never these
 
 
@@ -47,6 +50,8 @@ class Default:
         heldout_description: For the model card.
         validation_is_heldout: The preset's validation set is the held-out test set (the digits): the
             out-of-distribution threshold is then set on half of it and its false alarms counted on the other half.
+        per_source: (module, preprocess) → its accuracy on each independent source of images, for the card; None
+            where the model has no such sources.
     """
 
     name: str
@@ -55,6 +60,7 @@ class Default:
     heldout: Callable[[Callable], Dataset]
     heldout_description: str
     validation_is_heldout: bool = False
+    per_source: Callable[[nn.Module, Preprocess], list[digits.SourceAccuracy]] | None = None
 
 
 def _digits_heldout(transform: Callable) -> Dataset:
@@ -72,11 +78,12 @@ DEFAULTS: dict[str, Default] = {
     ),
     "lenet5-digits": Default(
         name="lenet5-digits",
-        epochs=40,
+        epochs=15,
         architecture="LeNet5",
         heldout=_digits_heldout,
         heldout_description="the 20 % of the digits held out by `digits_split()` (stratified, seed 0): 360 images",
         validation_is_heldout=True,
+        per_source=lambda module, preprocess: digits.accuracy_per_source(module, preprocess, n=_PER_SOURCE_IMAGES),
     ),
 }
 
@@ -130,6 +137,10 @@ def ship(run_id: str | int, name: str, out_dir: Path = ASSETS_MODELS, log: Calla
     heldout = default.heldout(_to_input(preprocess))
     test_loss, test_accuracy = evaluate(module, heldout)
     log(f"{name}: held-out accuracy {test_accuracy:.2%} on {len(heldout)} images (run {run.id})")
+    sources = default.per_source(module.eval(), preprocess) if default.per_source else []
+    for source in sources:
+        measured = "not available here" if source.accuracy is None else f"{source.accuracy:.2%}"
+        log(f"{name}: {source.title}: {measured}{' (held out of training)' if source.held_out else ''}")
     history = runs.read_metrics(run.id)
     _write(
         default,
@@ -142,6 +153,7 @@ def ship(run_id: str | int, name: str, out_dir: Path = ASSETS_MODELS, log: Calla
         test_loss,
         len(heldout),
         out_dir,
+        sources,
     )
     calibrate_ood(name, out_dir, log)
     return test_accuracy
@@ -179,6 +191,7 @@ def _write(
     test_loss: float,
     heldout_size: int,
     out_dir: Path,
+    sources: Sequence[digits.SourceAccuracy] = (),
 ) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     # Weights and card first, metadata last: the zoo lists a model once its .json exists.
@@ -225,6 +238,7 @@ def _write(
         "run": spec.to_dict(),
         "data": data_text,
         "history": history,
+        **({"sources": [asdict(source) for source in sources]} if sources else {}),
         "command": command,
         "torch": torch.__version__,
     }
@@ -236,8 +250,7 @@ def _write(
         f"- **Data:** {data_text}\n"
         f"- **Training:** cross-entropy, {training}; {minutes:.1f} min on a CPU\n"
         f"- **Held-out accuracy:** {test_accuracy:.2%} on {heldout_size} images\n"
-        f"- **Reproduce:** `{command}`\n\n"
-        f"**Preprocessing**\n\n{steps}\n"
+        f"- **Reproduce:** `{command}`\n\n" + _sources_table(sources) + f"**Preprocessing**\n\n{steps}\n"
     )
     _atomic_write(out_dir / f"{default.name}.md", card.encode())
     _atomic_write(out_dir / f"{default.name}.json", json.dumps(meta, indent=2).encode())
@@ -247,7 +260,6 @@ def _write(
 
 OOD_COMMAND = "python -m cnn_explorer calibrate-ood {name}"
 _OOD_HEADING = "**Out-of-distribution check**"
-_TRAINED_ON = {"tinyvgg-shapes": "10 kinds of drawn shapes", "lenet5-digits": "small scans of handwritten digits"}
 _OTHER_MODEL_DATA = {"tinyvgg-shapes": "lenet5-digits", "lenet5-digits": "tinyvgg-shapes"}
 _OTHER_SHAPES = 500  # held-out shapes the digit model's detector is measured on
 
@@ -279,7 +291,11 @@ def calibrate_ood(name: str, out_dir: Path = ASSETS_MODELS, log: Callable[[str],
         calibration_text = f"the preset's {len(prepared.val):,} validation images"
         measured_text = f"{default.heldout_description}, never used to fit or calibrate"
     detector = ood.fit(
-        model, prepared.train, calibration, trained_on=_TRAINED_ON[name], calibration_text=calibration_text
+        model,
+        prepared.train,
+        calibration,
+        trained_on=ood.trained_on(spec.data.kind, tuple(model.class_names)),
+        calibration_text=calibration_text,
     )
     ood.save(detector, out_dir / f"{name}{ood.FILE_SUFFIX}")
     figures = _measure_ood(model, detector, calibration, measured, measured_text)
@@ -329,7 +345,7 @@ def _measure_ood(model: Any, detector: Any, calibration: Dataset, measured: Data
         other_text = f"{len(other_images)} of the shapes model's held-out shapes"
     drawn = [img for img, _ in ood_check.drawn_shapes()]
     sources = [
-        (f"held-out {_TRAINED_ON[model.name]}: {measured_text}", batches(measured), True),
+        (f"held-out {detector.trained_on}: {measured_text}", batches(measured), True),
         ("the sample photos (" + ", ".join(ood_check.SAMPLE_PHOTOS) + ")", inputs(ood_check.sample_photos()), False),
         (
             f"{len(ood_check.OTHER_PHOTOS)} photos and scans of other kinds (scikit-image's bundled images)",
@@ -402,6 +418,25 @@ def ood_card_section(figures: dict) -> str:
     return "\n".join(lines)
 
 
+def _sources_table(sources: Sequence[digits.SourceAccuracy]) -> str:
+    """The card's table of accuracy per independent source, the held-out source's row marked; "" for none."""
+    if not sources:
+        return ""
+    rows = []
+    for source in sources:
+        measured = "not available on this machine" if source.accuracy is None else f"{source.accuracy:.1%}"
+        if source.held_out:
+            rows.append(f"| **{source.title}** (held out: no training run sees this source) | **{measured}** |")
+        else:
+            rows.append(f"| {source.title} | {measured} |")
+    n = max(source.images for source in sources)
+    return (
+        f"**Accuracy per source** ({n} digits each, drawn with seed {digits.EVAL_SEED}, which no training run "
+        "draws with; the number that says how the model does on digits it was not made from is the held-out "
+        "source's)\n\n| Source | Accuracy |\n| --- | --- |\n" + "\n".join(rows) + "\n\n"
+    )
+
+
 def _atomic_write(path: Path, content: bytes) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_bytes(content)
@@ -434,6 +469,11 @@ def write_samples(samples_dir: Path) -> list[dict]:
         key = f"digit-{label}"
         img.save(samples_dir / f"{key}.png")
         entries.append(_generated_entry(key, f"Handwritten {label}", "lenet5-digits", "scikit-learn digits"))
+    for key, title, source, label, light_ink in _DRAWN_DIGIT_SAMPLES:
+        if not digits.SOURCES[source].available():
+            continue
+        _drawn_digit(source, label, light_ink).save(samples_dir / f"{key}.png")
+        entries.append(_generated_entry(key, title, "lenet5-digits", source))
     manifest = samples_dir / "samples.json"
     generated = {entry["key"] for entry in entries}
     kept = [e for e in json.loads(manifest.read_text()) if e["key"] not in generated] if manifest.exists() else []
@@ -446,15 +486,44 @@ def write_samples(samples_dir: Path) -> list[dict]:
 _DATASET_LICENCES = {
     "synthetic shapes": "CC0 (drawn by CNN Explorer)",
     "scikit-learn digits": "CC BY 4.0 (UCI Optical Recognition of Handwritten Digits, Alpaydin & Kaynak 1998)",
+    "system_fonts": "CC0 (typed by CNN Explorer in a Liberation font; the fonts' SIL Open Font License does not "
+    "extend to what they render)",
+    "strokes": "CC0 (drawn by CNN Explorer's pen-stroke renderer)",
 }
+
+
+# Typed and drawn digits: (key, title, source, digit, light ink on dark paper), drawn with the seed no training run
+# draws with; the typed ones in the held-out fonts, dark on light and off-centre, as the issue's failing case.
+_DRAWN_DIGIT_SAMPLES = (
+    ("typed-digit-7", "Typed 7, off-centre", "system_fonts", 7, False),
+    ("typed-digit-4", "Typed 4", "system_fonts", 4, False),
+    ("drawn-digit-3", "Drawn 3, as on a canvas", "strokes", 3, True),
+    ("drawn-digit-7", "Drawn 7, dark pen on white", "strokes", 7, False),
+)
+
+
+def _drawn_digit(source: str, label: int, light_ink: bool) -> Image.Image:
+    """The first image of ``label`` in the source's evaluation draw with the wanted polarity."""
+    images, labels = digits.source_images(source, 200, seed=digits.EVAL_SEED)
+    for img, shown in zip(images, labels, strict=True):
+        pixels = np.asarray(img)
+        border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+        if shown == label and (float(border.mean()) < 128) == light_ink:
+            return img
+    raise ValueError(f"No {label} with that polarity in the first 200 images of {source}.")
 
 
 def _generated_entry(key: str, title: str, model: str, dataset: str) -> dict:
     return {
         "key": key,
-        "title": f"{title} (held-out)",
+        "title": f"{title} (held-out)" if dataset in ("synthetic shapes", "scikit-learn digits") else title,
         "file": f"{key}.png",
-        "source": f"Held-out sample of the {dataset} dataset, written by `python -m cnn_explorer make-samples`",
+        "source": (
+            f"Held-out sample of the {dataset} dataset"
+            if dataset in ("synthetic shapes", "scikit-learn digits")
+            else f"{digits.SOURCES[dataset].title[:1].upper()}{digits.SOURCES[dataset].title[1:]}, never trained on"
+        )
+        + ", written by `python -m cnn_explorer make-samples`",
         "licence": _DATASET_LICENCES[dataset],
         "models": [model],
     }

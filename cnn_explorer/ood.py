@@ -74,6 +74,7 @@ _POOLS = (nn.MaxPool2d, nn.AvgPool2d)
 _TRAINED_ON = {
     "shapes": "10 kinds of drawn shapes",
     "digits": "small scans of handwritten digits",
+    "digits_mixed": "handwritten, typed and drawn digits",
     "mnist": "handwritten digits (MNIST)",
     "fashion_mnist": "grey photos of clothing (Fashion-MNIST)",
     "cifar10": "small photos of 10 kinds of animals and vehicles (CIFAR-10)",

@@ -11,13 +11,19 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torchvision.transforms.functional as TF
 from PIL import Image
 from torch import Tensor
 from torchvision.transforms import InterpolationMode
 
-__all__ = ["Preprocess"]
+__all__ = ["INK_MARGIN", "Preprocess"]
+
+INK_MARGIN = 0.2
+"""``fit_ink``'s margin around the ink, as a share of its longer side (MNIST: a 20-pixel digit in a 28-pixel frame)."""
+_INK_LEVEL = 0.25  # a pixel is ink above this share of the way from the paper's grey to the darkest ink
+_MIN_INK_CONTRAST = 32  # grey levels: below this range the image is taken as blank, and not cropped
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,10 @@ class Preprocess:
         std: Per-channel standard deviation divided by.
         per_image_standardization: Instead of fixed mean/std, subtract the image's own mean and divide by its
             own standard deviation (floored at 1/√N as TensorFlow's ``per_image_standardization``).
+        fit_ink: For grey models of single glyphs (digits): after the inversion, crop to the ink's bounding box and
+            centre it in a dark square with a margin of :data:`INK_MARGIN` of its longer side each way, as MNIST
+            was made, so a digit drawn small or off-centre reaches the network like one that fills the frame. A
+            blank image is left as it is.
     """
 
     resize: int
@@ -43,6 +53,7 @@ class Preprocess:
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     per_image_standardization: bool = False
+    fit_ink: bool = False
 
     @property
     def channels(self) -> int:
@@ -51,6 +62,8 @@ class Preprocess:
     def geometry(self, img: Image.Image) -> Tensor:
         """The image as the network sees it before scaling: uint8 ``[C, crop, crop]``."""
         img = img.convert("L" if self.grayscale else "RGB")
+        if self.fit_ink:
+            return self._fit_ink(img)
         if img.size != (self.crop, self.crop) or self.resize != self.crop:  # else both steps would copy it as it is
             img = TF.resize(img, [self.resize], interpolation=InterpolationMode.BILINEAR, antialias=True)
             img = TF.center_crop(img, [self.crop, self.crop])
@@ -58,6 +71,32 @@ class Preprocess:
         if self.invert_light_background and _border_mean(x) > 127:
             x = 255 - x
         return x
+
+    def _fit_ink(self, img: Image.Image) -> Tensor:
+        # numpy and PIL only: torch ops here would run in the forked processes that read training sets
+        # (data.load_all), where torch's thread pool, inherited from the parent, can deadlock.
+        pixels = np.asarray(img)
+        if pixels.ndim == 2:
+            pixels = pixels[:, :, None]
+        border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+        if self.invert_light_background and float(border.mean()) > 127:
+            pixels = 255 - pixels
+        grey = pixels.max(axis=2)
+        low, high = int(grey.min()), int(grey.max())
+        if high - low >= _MIN_INK_CONTRAST:
+            ink = grey > low + (high - low) * _INK_LEVEL
+            rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+            top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+            side = max(bottom - top, right - left)
+            pad = max(1, round(side * INK_MARGIN))
+            square = np.full((side + 2 * pad, side + 2 * pad, pixels.shape[2]), low, dtype=np.uint8)
+            y0, x0 = pad + (side - (bottom - top)) // 2, pad + (side - (right - left)) // 2
+            square[y0 : y0 + bottom - top, x0 : x0 + right - left] = pixels[top:bottom, left:right]
+            pixels = square
+        fitted = Image.fromarray(np.ascontiguousarray(pixels[:, :, 0] if self.grayscale else pixels))
+        if fitted.size != (self.crop, self.crop):
+            fitted = TF.resize(fitted, [self.crop, self.crop], interpolation=InterpolationMode.BILINEAR, antialias=True)
+        return TF.pil_to_tensor(fitted)
 
     def scale(self, x: Tensor) -> Tensor:
         """uint8 ``[C, H, W]`` → the float input tensor ``[C, H, W]``."""
@@ -102,9 +141,17 @@ class Preprocess:
     def steps(self) -> list[str]:
         """The steps in words, for model cards and the home page."""
         steps = ["convert to grey" if self.grayscale else "convert to RGB"]
-        steps.append(f"resize the shorter side to {self.resize} px (bilinear, antialiased)")
-        steps.append(f"centre-crop {self.crop}×{self.crop}")
-        if self.invert_light_background:
+        if self.fit_ink:
+            if self.invert_light_background:
+                steps.append("invert if the border is mostly light (the model reads light ink on dark)")
+            steps.append(
+                f"crop to the ink and centre it in a square with a margin of {INK_MARGIN:.0%} of its size each way"
+            )
+            steps.append(f"resize to {self.crop}×{self.crop} (bilinear, antialiased)")
+        else:
+            steps.append(f"resize the shorter side to {self.resize} px (bilinear, antialiased)")
+            steps.append(f"centre-crop {self.crop}×{self.crop}")
+        if self.invert_light_background and not self.fit_ink:
             steps.append("invert if the border is mostly light (the model reads light ink on dark)")
         steps.append("scale pixels to [0, 1]")
         if self.per_image_standardization:

@@ -24,9 +24,9 @@ __all__ = [
     "preset",
 ]
 
-#: Dataset kinds: built-in synthetic shapes, scikit-learn's digits, a user's image folders (an uploaded zip,
-#: extracted), and torchvision's downloads.
-DATASET_KINDS = ("shapes", "digits", "folder", "mnist", "fashion_mnist", "cifar10")
+#: Dataset kinds: built-in synthetic shapes, scikit-learn's digits (alone, or mixed with typed and drawn ones), a
+#: user's image folders (an uploaded zip, extracted), and torchvision's downloads.
+DATASET_KINDS = ("shapes", "digits", "digits_mixed", "folder", "mnist", "fashion_mnist", "cifar10")
 #: Layer types of an editable stack.
 LAYER_TYPES = ("conv", "pool", "relu", "leaky_relu", "sigmoid", "tanh", "batchnorm", "dropout", "flatten", "linear")
 
@@ -244,7 +244,7 @@ PRESETS: dict[str, RunSpec] = {
     ),
     "lenet5-digits": RunSpec(
         name="LeNet-5 on digits",
-        data=DataSpec(kind="digits", size=32, grayscale=True),
+        data=DataSpec(kind="digits_mixed", size=32, grayscale=True, count=9000, fresh=False),
         model=ModelSpec(
             layers=(
                 _conv(6, 5),

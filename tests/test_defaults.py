@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from cnn_explorer import data, defaults, jobs, ood, runner, runs, zoo
+from cnn_explorer import data, defaults, digits, jobs, ood, runner, runs, zoo
 from cnn_explorer.__main__ import main
 from cnn_explorer.architectures import LeNet5, TinyVGG
 from cnn_explorer.defaults import ShipError, copy_by_position, ship
@@ -54,7 +54,7 @@ def test_a_shipped_run_predicts_exactly_like_the_run(digits_run, monkeypatch, tm
     assert meta["run"]["settings"]["epochs"] == 1
     assert len(meta["history"]) == 1
     card = (tmp_path / "lenet5-digits.md").read_text()
-    assert "`python -m cnn_explorer train --preset lenet5-digits --epochs 40 --ship`" in card
+    assert "`python -m cnn_explorer train --preset lenet5-digits --epochs 15 --ship`" in card
     assert f"{accuracy:.2%}" in card
     # Shipping also fits the out-of-distribution detector of these weights and measures it on the card.
     detector = ood.load(tmp_path / "lenet5-digits.ood.pt")
@@ -62,6 +62,20 @@ def test_a_shipped_run_predicts_exactly_like_the_run(digits_run, monkeypatch, tm
     assert meta["ood"]["false_alarm_rate"] == detector.false_alarm_rate == 0.02
     assert "**Out-of-distribution check**" in card
     assert "| the sample photos (astronaut, cat, coffee, rocket, hubble_deep_field) (detected) |" in card
+    # Accuracy per source, each recomputable; the held-out source's row marked on the card.
+    sources = {source["key"]: source for source in meta["sources"]}
+    assert set(sources) == set(digits.SOURCES)
+    [strokes] = digits.accuracy_per_source(shipped.module, shipped.preprocess, n=500, keys=["strokes"])
+    assert sources["strokes"]["accuracy"] == strokes.accuracy and sources["strokes"]["images"] == 500
+    held_out = sources[digits.HELD_OUT_SOURCE]
+    assert held_out["held_out"] and [key for key, s in sources.items() if s["held_out"]] == [digits.HELD_OUT_SOURCE]
+    assert (
+        "**Accuracy per source**" in card and f"| {digits.SOURCES['strokes'].title} | {strokes.accuracy:.1%} |" in card
+    )
+    assert (
+        f"| **{held_out['title']}** (held out: no training run sees this source) | **{held_out['accuracy']:.1%}** |"
+        in card
+    )
 
 
 def test_only_a_finished_run_of_the_defaults_preset_ships(digits_run, monkeypatch, tmp_path):

@@ -173,7 +173,7 @@ def test_the_digit_model_passes_its_digits_and_flags_the_cat():
         assert ood.verdict(model, model.preprocess(load_sample(key))).out_of_distribution is False, key
     verdict = ood.verdict(model, model.preprocess(load_sample("cat")))
     assert verdict.out_of_distribution is True
-    assert "small scans of handwritten digits" in verdict.message
+    assert "handwritten, typed and drawn digits" in verdict.message
 
 
 def test_the_detector_files_stay_small():
@@ -214,7 +214,7 @@ def test_a_finished_run_has_its_own_detector_calibrated_on_its_validation_images
     model = zoo.load_model(f"run-{outcome.run_id}")
     detector = ood.detector_for(model)  # fitted to the best checkpoint, the weights the zoo loads
     assert detector is not None
-    assert detector.trained_on == "small scans of handwritten digits"
+    assert detector.trained_on == "handwritten, typed and drawn digits"  # the preset's kind, digits_mixed
     val = runner.validation_set(outcome.run_id)
     scores = detector.scores(ood.dataset_features(model, val)[0])
     assert detector.false_alarm_rate == 0.02

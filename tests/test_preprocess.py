@@ -84,3 +84,50 @@ def test_round_trips_through_a_model_card():
     assert Preprocess.from_dict(p.to_dict()) == p
     assert any("224×224" in step for step in p.steps())
     assert math.isclose(float(p.steps()[-1].split("(")[1].split(",")[0]), 0.485)
+
+
+# --- fit_ink ----------------------------------------------------------------------------------------------------
+
+
+def _page(size: int, box: tuple[int, int, int, int], ink: int, paper: int) -> Image.Image:
+    """A ``size``×``size`` grey page with a rectangle of ``ink`` over rows box[0]:box[1], columns box[2]:box[3]."""
+    pixels = np.full((size, size), paper, dtype=np.uint8)
+    pixels[box[0] : box[1], box[2] : box[3]] = ink
+    return Image.fromarray(pixels, "L")
+
+
+def test_fit_ink_crops_to_the_ink_and_centres_it_with_a_margin():
+    # A 8-high, 4-wide bar in the top-left corner of a 100×100 page, light on black. Margin round(8 × 0.2) = 2 each
+    # way: a 12×12 square with the bar at rows 2–9 and (centred across) columns 4–7; at crop 12 nothing is resized.
+    p = Preprocess(resize=12, crop=12, grayscale=True, invert_light_background=True, fit_ink=True)
+    x = p.geometry(_page(100, (3, 11, 5, 9), ink=255, paper=0))
+    expected = torch.zeros((1, 12, 12), dtype=torch.uint8)
+    expected[0, 2:10, 4:8] = 255
+    assert torch.equal(x, expected)
+
+
+def test_fit_ink_reads_dark_on_light_exactly_as_light_on_dark_wherever_the_digit_is():
+    p = Preprocess(resize=32, crop=32, grayscale=True, invert_light_background=True, fit_ink=True)
+    light_on_dark = p.geometry(_page(200, (150, 190, 10, 30), ink=255, paper=0))
+    dark_on_light = p.geometry(_page(80, (5, 45, 40, 60), ink=0, paper=255))
+    assert torch.equal(light_on_dark, dark_on_light)
+    assert light_on_dark.shape == (1, 32, 32) and light_on_dark[0, 16, 16] == 255 and light_on_dark[0, 0, 0] == 0
+
+
+def test_fit_ink_leaves_a_blank_image_as_it_is():
+    p = Preprocess(resize=16, crop=16, grayscale=True, invert_light_background=True, fit_ink=True)
+    x = p.geometry(_page(40, (0, 1, 0, 1), ink=20, paper=0))  # 20 grey levels: no ink
+    assert torch.equal(x, TF.resize(TF.pil_to_tensor(_page(40, (0, 1, 0, 1), 20, 0)), [16, 16], antialias=True))
+
+
+def test_fit_ink_is_a_described_step_and_round_trips():
+    p = Preprocess(resize=32, crop=32, grayscale=True, invert_light_background=True, fit_ink=True)
+    assert p.steps()[1:4] == [
+        "invert if the border is mostly light (the model reads light ink on dark)",
+        "crop to the ink and centre it in a square with a margin of 20% of its size each way",
+        "resize to 32×32 (bilinear, antialiased)",
+    ]
+    assert Preprocess.from_dict(p.to_dict()) == p
+    old = p.to_dict()
+    del old["fit_ink"]  # model cards written before the step existed
+    assert Preprocess.from_dict(old).fit_ink is False
