@@ -379,7 +379,12 @@ def samples_for(model_name: str, *, made_for_it: bool = False) -> list[str]:
 
 # A run trained on a built-in model's kind of data is offered that model's samples: a shapes run starts on a shape,
 # not on a photo it would call "star · 100 %".
-_KIN_BY_DATA = {"shapes": "tinyvgg-shapes", "digits": "lenet5-digits", "mnist": "lenet5-digits"}
+_KIN_BY_DATA = {
+    "shapes": "tinyvgg-shapes",
+    "digits": "lenet5-digits",
+    "digits_mixed": "lenet5-digits",
+    "mnist": "lenet5-digits",
+}
 
 
 def kin(model_name: str) -> set[str]:

@@ -90,6 +90,7 @@ def test_a_digit_canvas_drawing_reaches_lenet_as_light_ink_on_dark() -> None:
     image = load_image(_drawing(digit.ink, digit.paper, digit.brush))
     assert image.mode == "RGB" and image.size == (CANVAS_SIZE, CANVAS_SIZE)
     seen = model.preprocess.geometry(image)[0].numpy().astype(int)
-    assert seen[0, 0] == 0 and seen[7, 16] > 128  # corner: paper; the 7's top bar: ink
+    # Corner: paper. The ink is cropped and centred (fit_ink, as MNIST was made): the 7's top bar is bright.
+    assert seen[0, 0] == 0 and seen.max() == 255 and (seen > 128).any(axis=1)[: seen.shape[0] // 3].any()
     inverted = model.preprocess.geometry(load_image(_drawing("#000000", "#ffffff", digit.brush)))[0].numpy()
     np.testing.assert_array_equal(inverted, seen)
