@@ -201,7 +201,15 @@ SHAPE_CLASSES: tuple[str, ...] = tuple(_OUTLINES)
 # --- Drawing ----------------------------------------------------------------------------------------------------
 
 _REFERENCE_SIZE = 64  # the image size the ranges below are stated for; they scale with the requested size
-_RADIUS_RANGE = (12.0, 26.0)  # circumradius in pixels at the reference size
+_RADIUS_RANGE = (8.0, 30.0)  # circumradius in pixels at the reference size
+# A share of the shapes is drawn as an outline traced inside the boundary, as a pen or a marker draws it, this wide in
+# pixels at the reference size: a model trained on filled shapes alone takes outlines for something else entirely.
+_OUTLINE_PROBABILITY = 0.4
+_STROKE_RANGE = (1.5, 6.0)
+# Light falling unevenly over the whole scene, shape and background alike (a lamp to one side, a photo's vignette):
+# with this probability the image is multiplied by a ramp from 1 - s to 1 + s across it, s drawn up to the maximum.
+_LIGHT_PROBABILITY = 0.5
+_LIGHT_MAX_SLOPE = 0.35
 _EDGE_MARGIN = 1.0  # pixels kept clear between the shape's circumcircle and the image border
 # Antialiasing: draw the mask at 8× and box-average down, so alpha is the covered fraction. PIL fills polygons with
 # their boundary pixels included, which fattens a shape by up to one sub-pixel; at 4× that made a small arrow's thin
@@ -237,6 +245,8 @@ class _Drawing:
         background: ``(size, size, 3)`` float32, the background before the shape and noise.
         colour: the shape's RGB colour, 0–255.
         placement: where the shape went.
+        light: ``(size, size)`` float32, the lighting every pixel was multiplied by (all ones when even).
+        stroke: the outline's width in pixels, or 0 for a filled shape.
     """
 
     image: Image.Image
@@ -244,6 +254,8 @@ class _Drawing:
     background: np.ndarray
     colour: np.ndarray
     placement: _Placement
+    light: np.ndarray
+    stroke: float
 
 
 def _sample_placement(rng: np.random.Generator, size: int) -> _Placement:
@@ -254,8 +266,12 @@ def _sample_placement(rng: np.random.Generator, size: int) -> _Placement:
     return _Placement(float(cx), float(cy), float(radius), float(rng.uniform(0.0, 2 * math.pi)))
 
 
-def _shape_mask(outline: _Outline, placement: _Placement, size: int) -> np.ndarray:
-    """Rasterise an outline: the fraction of each output pixel it covers, ``(size, size)`` float32 in [0, 1]."""
+def _shape_mask(outline: _Outline, placement: _Placement, size: int, stroke: float = 0.0) -> np.ndarray:
+    """Rasterise an outline: the fraction of each output pixel it covers, ``(size, size)`` float32 in [0, 1].
+
+    ``stroke`` > 0 paints only a band that wide (in output pixels) inside the boundary of each fill, as a pen tracing
+    the shape would, and no holes: the stroked outline of a circle is a ring.
+    """
     cos, sin = math.cos(placement.angle), math.sin(placement.angle)
     rotate = np.array([[cos, -sin], [sin, cos]])
     centre = np.array([placement.cx, placement.cy])
@@ -266,12 +282,24 @@ def _shape_mask(outline: _Outline, placement: _Placement, size: int) -> np.ndarr
 
     canvas = Image.new("L", (size * _SUPERSAMPLE, size * _SUPERSAMPLE), 0)
     draw = ImageDraw.Draw(canvas)
-    for polygon in outline.fills:
-        draw.polygon(to_canvas(polygon), fill=255)
-    for polygon in outline.holes:
-        draw.polygon(to_canvas(polygon), fill=0)
+    if stroke > 0:
+        width = max(1, round(stroke * _SUPERSAMPLE))
+        for polygon in outline.fills:
+            draw.polygon(to_canvas(polygon), outline=255, width=width)
+    else:
+        for polygon in outline.fills:
+            draw.polygon(to_canvas(polygon), fill=255)
+        for polygon in outline.holes:
+            draw.polygon(to_canvas(polygon), fill=0)
     small = canvas.resize((size, size), Image.Resampling.BOX)
     return np.asarray(small, dtype=np.float32) / 255.0
+
+
+def _sample_stroke(label: int, rng: np.random.Generator, size: int) -> float:
+    """The outline's width in pixels, or 0 for a filled shape. A circle is always filled: its outline is a ring."""
+    if SHAPE_CLASSES[label] == "circle" or rng.random() >= _OUTLINE_PROBABILITY:
+        return 0.0
+    return float(rng.uniform(*_STROKE_RANGE)) * size / _REFERENCE_SIZE
 
 
 def _sample_colours(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -308,28 +336,41 @@ def _background(rng: np.random.Generator, size: int, start: np.ndarray, end: np.
     return (start + t[..., None] * (end - start)).astype(np.float32)
 
 
+def _lighting(rng: np.random.Generator, size: int) -> np.ndarray:
+    if rng.random() >= _LIGHT_PROBABILITY:
+        return np.ones((size, size), dtype=np.float32)
+    slope = rng.uniform(0.0, _LIGHT_MAX_SLOPE)
+    ramp = _background(rng, size, np.zeros(3), np.ones(3))[..., 0]  # 0 → 1 across the image, in a random direction
+    return (1.0 + slope * (2.0 * ramp - 1.0)).astype(np.float32)
+
+
 def _draw(label: int, rng: np.random.Generator, size: int) -> _Drawing:
     if not 0 <= label < len(SHAPE_CLASSES):
         raise ValueError(f"Shape label {label} is out of range: labels are 0–{len(SHAPE_CLASSES) - 1}.")
     if size < _MIN_SIZE:
         raise ValueError(f"Image size {size} is too small to draw a recognisable shape: use at least {_MIN_SIZE}.")
     placement = _sample_placement(rng, size)
-    alpha = _shape_mask(_OUTLINES[SHAPE_CLASSES[label]], placement, size)
+    stroke = _sample_stroke(label, rng, size)
+    alpha = _shape_mask(_OUTLINES[SHAPE_CLASSES[label]], placement, size, stroke)
     colour, start, end = _sample_colours(rng)
     background = _background(rng, size, start, end)
     pixels = background + alpha[..., None] * (colour.astype(np.float32) - background)
+    light = _lighting(rng, size)
+    pixels *= light[..., None]
     noise_std = rng.uniform(*_NOISE_STD_RANGE)
     pixels += rng.standard_normal(pixels.shape, dtype=np.float32) * np.float32(noise_std)
     image = Image.fromarray(np.clip(pixels + 0.5, 0, 255).astype(np.uint8), "RGB")
-    return _Drawing(image, alpha, background, colour, placement)
+    return _Drawing(image, alpha, background, colour, placement, light, stroke)
 
 
 def draw_shape(label: int, rng: np.random.Generator, size: int = 64) -> Image.Image:
     """Draw one synthetic shape.
 
-    The shape is filled and antialiased, with a random colour, circumradius (12–26 px at 64×64, in proportion at
-    other sizes), position (wholly inside the image) and rotation, on a flat or linear-gradient background, with a
-    little Gaussian pixel noise. The colour always contrasts with the background in luminance and never depends on
+    The shape is filled, or (40 % of the non-circles) an outline 1.5–6 px wide traced inside its boundary (the outline
+    of a ring is a circle's), antialiased, with a random colour, circumradius (8–30 px at 64×64, in proportion at
+    other sizes), position (wholly inside the image) and rotation, on a flat or linear-gradient background, in even
+    light or (half the images) light falling off across the image by up to ±35 %, with a little Gaussian pixel
+    noise. The colour always contrasts with the background in luminance and never depends on
     the class, so only the outline tells the classes apart.
 
     Args:

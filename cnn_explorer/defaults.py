@@ -16,11 +16,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from cnn_explorer import data, runs
+from cnn_explorer import data, renderers, runs
 from cnn_explorer.architectures import ARCHITECTURES
 from cnn_explorer.preprocess import Preprocess
 from cnn_explorer.runspec import RunSpec, preset
@@ -44,6 +45,8 @@ class Default:
             for layer (same modules, same shapes, in the same order), only with its own layer names.
         heldout: transform → the held-out test set (never trained on, never used to choose a checkpoint).
         heldout_description: For the model card.
+        renderers: Also measure the accuracy on every independent renderer of :mod:`cnn_explorer.renderers` (the
+            shapes drawn by code the training never saw), for the card.
     """
 
     name: str
@@ -51,6 +54,11 @@ class Default:
     architecture: str
     heldout: Callable[[Callable], Dataset]
     heldout_description: str
+    renderers: bool = False
+
+
+_RENDERER_IMAGES = 500  # per renderer, cycling through its classes, seed _RENDERER_SEED
+_RENDERER_SEED = 0
 
 
 def _digits_heldout(transform: Callable) -> Dataset:
@@ -61,10 +69,11 @@ def _digits_heldout(transform: Callable) -> Dataset:
 DEFAULTS: dict[str, Default] = {
     "tinyvgg-shapes": Default(
         name="tinyvgg-shapes",
-        epochs=30,
+        epochs=24,
         architecture="TinyVGG",
         heldout=lambda transform: data.SyntheticShapes(_SHAPES_HELDOUT, seed=_SHAPES_HELDOUT_SEED, transform=transform),
         heldout_description=f"{_SHAPES_HELDOUT} shapes drawn with seed {_SHAPES_HELDOUT_SEED}",
+        renderers=True,
     ),
     "lenet5-digits": Default(
         name="lenet5-digits",
@@ -125,6 +134,9 @@ def ship(run_id: str | int, name: str, out_dir: Path = ASSETS_MODELS, log: Calla
     heldout = default.heldout(_to_input(preprocess))
     test_loss, test_accuracy = evaluate(module, heldout)
     log(f"{name}: held-out accuracy {test_accuracy:.2%} on {len(heldout)} images (run {run.id})")
+    independent = renderer_accuracies(module, preprocess) if default.renderers else {}
+    for renderer, accuracy in independent.items():
+        log(f"{name}: {accuracy:.2%} on {_RENDERER_IMAGES} shapes drawn by the {renderer} renderer")
     history = runs.read_metrics(run.id)
     _write(
         default,
@@ -137,8 +149,32 @@ def ship(run_id: str | int, name: str, out_dir: Path = ASSETS_MODELS, log: Calla
         test_loss,
         len(heldout),
         out_dir,
+        independent,
     )
     return test_accuracy
+
+
+def renderer_accuracies(module: nn.Module, preprocess: Preprocess) -> dict[str, float]:
+    """A shapes model's accuracy on each independent renderer, as the model card reports it (fixed seed)."""
+    module.eval()
+    return renderers.accuracy_by_renderer(module, preprocess, n=_RENDERER_IMAGES, seed=_RENDERER_SEED)
+
+
+def _renderer_lines(independent: dict[str, float]) -> str:
+    if not independent:
+        return ""
+    rows = "\n".join(
+        f"| {name} | {renderers.RENDERERS[name].description} | "
+        f"{'held out: never trained on in any form' if renderers.RENDERERS[name].held_out else 'another program'} | "
+        f"{accuracy:.1%} |"
+        for name, accuracy in independent.items()
+    )
+    return (
+        f"\n**Shapes drawn by independent renderers** (`cnn_explorer.renderers`: code that shares nothing with the "
+        f"training generator; {_RENDERER_IMAGES} images each, seed {_RENDERER_SEED}; outline renderers draw no "
+        f"circle and draw a ring as a circle's outline)\n\n"
+        f"| renderer | what it draws | relation to training | accuracy |\n|---|---|---|---|\n{rows}\n"
+    )
 
 
 def copy_by_position(state: dict[str, torch.Tensor], module: nn.Module) -> None:
@@ -173,6 +209,7 @@ def _write(
     test_loss: float,
     heldout_size: int,
     out_dir: Path,
+    independent: dict[str, float] | None = None,
 ) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     # Weights and card first, metadata last: the zoo lists a model once its .json exists.
@@ -216,6 +253,7 @@ def _write(
         "summary": summary,
         "parameters": params,
         "heldout": {"accuracy": test_accuracy, "loss": test_loss, "images": heldout_size},
+        **({"renderers": independent} if independent else {}),
         "run": spec.to_dict(),
         "data": data_text,
         "history": history,
@@ -230,8 +268,7 @@ def _write(
         f"- **Data:** {data_text}\n"
         f"- **Training:** cross-entropy, {training}; {minutes:.1f} min on a CPU\n"
         f"- **Held-out accuracy:** {test_accuracy:.2%} on {heldout_size} images\n"
-        f"- **Reproduce:** `{command}`\n\n"
-        f"**Preprocessing**\n\n{steps}\n"
+        f"- **Reproduce:** `{command}`\n" + _renderer_lines(independent or {}) + f"\n**Preprocessing**\n\n{steps}\n"
     )
     _atomic_write(out_dir / f"{default.name}.md", card.encode())
     _atomic_write(out_dir / f"{default.name}.json", json.dumps(meta, indent=2).encode())
@@ -244,6 +281,16 @@ def _atomic_write(path: Path, content: bytes) -> None:
 
 
 _SAMPLE_DIGITS = 5  # held-out digits shipped as samples
+# Shapes drawn by the independent renderers (never the training generator), one image each, at twice the model's size.
+_RENDERER_SAMPLES = (
+    ("pen", "star", "a pen sketch"),
+    ("pen", "arrow", "a pen sketch"),
+    ("flat", "circle", "a flat fill"),
+    ("outline", "triangle", "an outline"),
+    ("photo", "heart", "a photographed paper cutout"),
+)
+_RENDERER_SAMPLE_SEED = 2
+_RENDERER_SAMPLE_SIZE = 128
 
 
 def write_samples(samples_dir: Path) -> list[dict]:
@@ -269,6 +316,12 @@ def write_samples(samples_dir: Path) -> list[dict]:
         key = f"digit-{label}"
         img.save(samples_dir / f"{key}.png")
         entries.append(_generated_entry(key, f"Handwritten {label}", "lenet5-digits", "scikit-learn digits"))
+    for number, (renderer, shape, what) in enumerate(_RENDERER_SAMPLES):
+        rng = np.random.default_rng([_RENDERER_SAMPLE_SEED, number])
+        img = renderers.render(renderer, renderers.CLASSES.index(shape), rng, _RENDERER_SAMPLE_SIZE)
+        key = f"{renderer}-{shape}"
+        img.save(samples_dir / f"{key}.png")
+        entries.append(_renderer_entry(key, renderer, f"Shape: {shape}, {what}"))
     manifest = samples_dir / "samples.json"
     generated = {entry["key"] for entry in entries}
     kept = [e for e in json.loads(manifest.read_text()) if e["key"] not in generated] if manifest.exists() else []
@@ -282,6 +335,18 @@ _DATASET_LICENCES = {
     "synthetic shapes": "CC0 (drawn by CNN Explorer)",
     "scikit-learn digits": "CC BY 4.0 (UCI Optical Recognition of Handwritten Digits, Alpaydin & Kaynak 1998)",
 }
+
+
+def _renderer_entry(key: str, renderer: str, title: str) -> dict:
+    return {
+        "key": key,
+        "title": title,
+        "file": f"{key}.png",
+        "source": f"Drawn by CNN Explorer's independent {renderer} renderer (`cnn_explorer.renderers`, never trained "
+        "on), written by `python -m cnn_explorer make-samples`",
+        "licence": "CC0 (drawn by CNN Explorer's independent renderer)",
+        "models": ["tinyvgg-shapes"],
+    }
 
 
 def _generated_entry(key: str, title: str, model: str, dataset: str) -> dict:

@@ -29,8 +29,10 @@ from sklearn.datasets import load_digits
 
 from cnn_explorer import data
 from cnn_explorer.data import (
+    _LIGHT_MAX_SLOPE,
     _MIN_LUMA_CONTRAST,
     _OUTLINES,
+    _STROKE_RANGE,
     _SUPERSAMPLE,
     DATASETS,
     DIGIT_CLASSES,
@@ -164,8 +166,11 @@ def test_shape_is_sized_in_range_and_wholly_inside_the_image(size: int) -> None:
         ys, xs = np.nonzero(alpha)
         distance = np.hypot(xs + 0.5 - p.cx, ys + 0.5 - p.cy)
         assert distance.max() <= p.radius + 1.0, "ink outside the circumcircle"
-        assert alpha.sum() >= 0.2 * math.pi * p.radius**2
-    assert 12 <= min(radii) < 14 and 24 < max(radii) <= 26
+        if drawing.stroke == 0:
+            assert alpha.sum() >= 0.2 * math.pi * p.radius**2
+        else:  # an outline: about a stroke's width along the boundary (the circumference bounds it from below)
+            assert alpha.sum() >= 0.5 * drawing.stroke * 2 * p.radius
+    assert 8 <= min(radii) < 10 and 28 < max(radii) <= 30
 
 
 def test_shape_contrasts_with_the_background_everywhere() -> None:
@@ -176,9 +181,14 @@ def test_shape_contrasts_with_the_background_everywhere() -> None:
         background_luma = drawing.background[inside] @ LUMA
         # Noise-free: the chosen colour clears the margin against every background pixel under the shape.
         assert np.abs(drawing.colour @ LUMA - background_luma).min() >= _MIN_LUMA_CONTRAST - 1e-3
-        # In the final, noisy image the shape still stands out on average.
-        image_luma = _pixels(drawing.image)[inside] @ LUMA
-        assert abs(image_luma.mean() - background_luma.mean()) >= _MIN_LUMA_CONTRAST - 4
+        # In the final, noisy image, lighting undone, the shape still stands out on average where light did not
+        # push it past white or black.
+        lit = drawing.background + drawing.alpha[..., None] * (drawing.colour - drawing.background)
+        unclipped = inside & ((lit * drawing.light[..., None]).max(axis=-1) < 245)
+        if unclipped.sum() >= 10:
+            image_luma = (_pixels(drawing.image) / drawing.light[..., None])[unclipped] @ LUMA
+            background_luma = drawing.background[unclipped] @ LUMA
+            assert abs(image_luma.mean() - background_luma.mean()) >= _MIN_LUMA_CONTRAST - 4
 
 
 def test_noise_is_small_and_gradients_are_common() -> None:
@@ -187,6 +197,7 @@ def test_noise_is_small_and_gradients_are_common() -> None:
     for i in range(200):
         drawing = _draw(i % 10, rng, 64)
         clean = drawing.background + drawing.alpha[..., None] * (drawing.colour - drawing.background)
+        clean = clean * drawing.light[..., None]
         visible = (clean > 30).all(axis=-1) & (clean < 225).all(axis=-1)  # away from clipping at 0 and 255
         if visible.sum() > 100:
             residual_stds.append((_pixels(drawing.image) - clean)[visible].std())
@@ -194,6 +205,49 @@ def test_noise_is_small_and_gradients_are_common() -> None:
     assert 0.5 < np.median(residual_stds) < 8.0
     assert max(residual_stds) < 9.0
     assert 0.3 < gradients / 200 < 0.7
+
+
+def test_a_share_of_shapes_are_outlines_traced_inside_the_boundary_never_circles() -> None:
+    rng = np.random.default_rng(19)
+    strokes = {label: [] for label in LABELS}
+    for i in range(400):
+        drawing = _draw(i % 10, rng, 64)
+        strokes[i % 10].append(drawing.stroke)
+        if drawing.stroke:
+            name = SHAPE_CLASSES[i % 10]
+            filled = _shape_mask(_OUTLINES["circle" if name == "ring" else name], drawing.placement, 64)
+            # The stroke lies inside the filled shape (a ring's: inside its circle, the hole may shrink); a thin one
+            # leaves much of the inside empty (a thick one on a thin shape, a small cross, may fill it).
+            assert (drawing.alpha <= filled + 1e-6).all()
+            if drawing.stroke < 0.1 * drawing.placement.radius:
+                assert drawing.alpha.sum() < 0.8 * filled.sum()
+    assert not any(strokes[SHAPE_CLASSES.index("circle")]), "an outlined circle is a ring"
+    outlined = [w for label in LABELS for w in strokes[label] if w]
+    assert 0.25 < len(outlined) / 360 < 0.55
+    assert _STROKE_RANGE[0] <= min(outlined) and max(outlined) <= _STROKE_RANGE[1]
+
+
+def test_ring_outline_is_a_circle_traced_with_a_pen() -> None:
+    placement = _Placement(32.0, 32.0, 20.0, 0.3)
+    ring = _shape_mask(_OUTLINES["ring"], placement, 64, stroke=3.0)
+    circle = _shape_mask(_OUTLINES["circle"], placement, 64, stroke=3.0)
+    assert np.array_equal(ring, circle)
+    assert ring[32, 32] == 0.0 and ring[32, 12:15].min() == 1.0 and ring[32, 16] == 0.0
+
+
+def test_lighting_is_an_even_ramp_on_about_half_the_images() -> None:
+    rng = np.random.default_rng(23)
+    lit = 0
+    for i in range(200):
+        light = _draw(i % 10, rng, 64).light
+        if np.ptp(light) > 0:
+            lit += 1
+            assert light.min() >= 1 - _LIGHT_MAX_SLOPE - 1e-5
+            assert light.max() <= 1 + _LIGHT_MAX_SLOPE + 1e-5
+            assert light.mean() == pytest.approx(1.0, abs=0.02)  # brighter on one side, darker on the other
+        else:
+            assert (light == 1.0).all()
+    assert 0.35 < lit / 200 < 0.65
 
 
 def test_colours_do_not_predict_the_class() -> None:

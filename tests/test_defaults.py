@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from cnn_explorer import data, defaults, jobs, runner, runs, zoo
 from cnn_explorer.__main__ import main
@@ -115,3 +116,36 @@ def test_runs_never_train_on_the_shipped_held_out_shapes():
         images = prepared.train_for_epoch(epoch)
         for i in range(4):
             assert not np.array_equal(np.asarray(images.image(i)), np.asarray(heldout[i][0])), (epoch, i)
+
+
+def test_the_shapes_card_reports_every_independent_renderer_reproducibly():
+    from cnn_explorer import renderers
+
+    model = zoo.load_model("tinyvgg-shapes")
+    meta = json.loads((zoo.ASSETS_MODELS / "tinyvgg-shapes.json").read_text())
+    measured = defaults.renderer_accuracies(model.module, model.preprocess)
+    assert set(measured) == set(renderers.RENDERERS)
+    for name, accuracy in measured.items():
+        assert accuracy == pytest.approx(meta["renderers"][name], abs=1e-9), name
+        assert f"| {name} | {renderers.RENDERERS[name].description} |" in model.card
+        assert f"{accuracy:.1%} |" in model.card
+    held_out = [name for name, r in renderers.RENDERERS.items() if r.held_out]
+    assert held_out and "held out: never trained on in any form" in model.card
+
+
+def test_samples_include_shapes_drawn_by_the_independent_renderers(tmp_path):
+    from cnn_explorer import renderers
+
+    entries = {e["key"]: e for e in defaults.write_samples(tmp_path)}
+    for number, (renderer, shape, _) in enumerate(defaults._RENDERER_SAMPLES):
+        entry = entries[f"{renderer}-{shape}"]
+        assert entry["licence"] == "CC0 (drawn by CNN Explorer's independent renderer)"
+        assert entry["models"] == ["tinyvgg-shapes"]
+        img = Image.open(tmp_path / entry["file"])
+        assert img.size == (128, 128)
+        # The file is what the renderer draws for that seed.
+        rng = np.random.default_rng([defaults._RENDERER_SAMPLE_SEED, number])
+        expected = renderers.render(renderer, renderers.CLASSES.index(shape), rng, 128)
+        assert np.array_equal(np.asarray(img.convert("RGB")), np.asarray(expected))
+    shipped = json.loads((Path(zoo.ASSETS_MODELS).parent / "samples" / "samples.json").read_text())
+    assert {e["key"] for e in shipped} >= {f"{r}-{s}" for r, s, _ in defaults._RENDERER_SAMPLES}
