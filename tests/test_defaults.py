@@ -62,7 +62,7 @@ def test_a_shipped_run_predicts_exactly_like_the_run(digits_run, monkeypatch, tm
 def test_only_a_finished_run_of_the_defaults_preset_ships(digits_run, monkeypatch, tmp_path):
     home, run_id = digits_run
     monkeypatch.setenv("CNN_EXPLORER_HOME", str(home))
-    with pytest.raises(ShipError, match="not trained on the tinyvgg-shapes preset's data"):
+    with pytest.raises(ShipError, match="not trained on the tinyvgg16-varied-shapes preset's data"):
         ship(run_id, "tinyvgg-shapes", out_dir=tmp_path)
     with pytest.raises(ShipError, match="'small-vgg-bn' is not a default model"):
         ship(run_id, "small-vgg-bn", out_dir=tmp_path)
@@ -92,7 +92,7 @@ def test_ship_on_a_preset_that_is_no_default_is_refused_before_training(home, ca
 
 def test_the_presets_stacks_are_the_default_architectures_layer_for_layer():
     for name, default in defaults.DEFAULTS.items():
-        spec = preset(name)
+        spec = preset(default.preset_name)
         stack = runner.build_module(
             spec.model,
             {
@@ -102,7 +102,7 @@ def test_the_presets_stacks_are_the_default_architectures_layer_for_layer():
                 "dropout": 0.0,
             },
         )
-        target = {"TinyVGG": TinyVGG, "LeNet5": LeNet5}[default.architecture]()
+        target = {"TinyVGG": TinyVGG, "LeNet5": LeNet5}[default.architecture](**default.architecture_args)
         copy_by_position(stack.state_dict(), target)
         x = torch.randn(2, *((1, 32, 32) if name == "lenet5-digits" else (3, 64, 64)))
         with torch.no_grad():
@@ -149,3 +149,19 @@ def test_samples_include_shapes_drawn_by_the_independent_renderers(tmp_path):
         assert np.array_equal(np.asarray(img.convert("RGB")), np.asarray(expected))
     shipped = json.loads((Path(zoo.ASSETS_MODELS).parent / "samples" / "samples.json").read_text())
     assert {e["key"] for e in shipped} >= {f"{r}-{s}" for r, s, _ in defaults._RENDERER_SAMPLES}
+
+
+def test_the_train_pages_tinyvgg_preset_stays_cnn_explainers_on_plain_shapes():
+    # The shipped tinyvgg-shapes is trained by its own preset (wider, varied shapes); the Train page's TinyVGG preset
+    # is still CNN Explainer's network, 10 maps per conv, on filled shapes.
+    page = preset("tinyvgg-shapes")
+    assert [layer.channels for layer in page.model.layers if layer.type == "conv"] == [10, 10, 10, 10]
+    assert not page.data.varied
+    shipped = defaults.DEFAULTS["tinyvgg-shapes"]
+    assert shipped.preset_name == "tinyvgg16-varied-shapes"
+    assert preset(shipped.preset_name).data.varied
+    assert sum(p.numel() for p in TinyVGG().parameters()) == 19_920
+    meta = json.loads((zoo.ASSETS_MODELS / "tinyvgg-shapes.json").read_text())
+    assert meta["architecture_args"]["channels"] == 16
+    assert "--preset tinyvgg16-varied-shapes" in meta["command"]
+    assert (zoo.ASSETS_MODELS / "tinyvgg-shapes.pt").stat().st_size <= 2**20
