@@ -18,7 +18,8 @@ _EXIT = {"done": 0, "failed": 1, "stopped": 130}
 
 def _train_defaults(args: argparse.Namespace) -> int:
     for name in args.only or list(defaults.DEFAULTS):
-        code = _train(argparse.Namespace(preset=name, epochs=defaults.DEFAULTS[name].epochs, json=False, ship=True))
+        default = defaults.DEFAULTS[name]
+        code = _train(argparse.Namespace(preset=default.preset_name, epochs=default.epochs, json=False, ship=True))
         if code:
             return code
     return 0
@@ -37,8 +38,10 @@ def _calibrate_ood(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    if args.ship and args.preset not in defaults.DEFAULTS:
-        print(f"--ship: {args.preset} is not a default model ({', '.join(defaults.DEFAULTS)})", file=sys.stderr)
+    default = defaults.default_for_preset(args.preset)
+    if args.ship and default is None:
+        presets = ", ".join(d.preset_name for d in defaults.DEFAULTS.values())
+        print(f"--ship: {args.preset} is not a default model's preset ({presets})", file=sys.stderr)
         return 2
     changes = {"epochs": args.epochs} if args.epochs is not None else {}
     spec = preset(args.preset, **changes)
@@ -57,7 +60,7 @@ def _train(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, previous)
     metrics = outcome.metrics()
     if args.ship and outcome.status == "done":
-        metrics["heldout_accuracy"] = defaults.ship(outcome.run_id, args.preset, log=_print)
+        metrics["heldout_accuracy"] = defaults.ship(outcome.run_id, default.name, log=_print)
     if args.json:
         print(json.dumps(metrics), flush=True)
     elif metrics["val_accuracy"] is not None:

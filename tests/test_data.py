@@ -29,8 +29,10 @@ from sklearn.datasets import load_digits
 
 from cnn_explorer import data
 from cnn_explorer.data import (
+    _LIGHT_MAX_SLOPE,
     _MIN_LUMA_CONTRAST,
     _OUTLINES,
+    _STROKE_RANGE,
     _SUPERSAMPLE,
     DATASETS,
     DIGIT_CLASSES,
@@ -194,6 +196,94 @@ def test_noise_is_small_and_gradients_are_common() -> None:
     assert 0.5 < np.median(residual_stds) < 8.0
     assert max(residual_stds) < 9.0
     assert 0.3 < gradients / 200 < 0.7
+
+
+def test_plain_drawings_are_filled_in_even_light() -> None:
+    rng = np.random.default_rng(29)
+    for i in range(50):
+        drawing = _draw(i % 10, rng, 64)
+        assert drawing.stroke == 0.0
+        assert (drawing.light == 1.0).all()
+
+
+@pytest.mark.parametrize("size", [32, 64, 96])
+def test_varied_shapes_are_sized_wider_and_wholly_inside_the_image(size: int) -> None:
+    rng = np.random.default_rng(size)
+    radii = []
+    for i in range(150):
+        drawing = _draw(i % 10, rng, size, varied=True)
+        p, alpha = drawing.placement, drawing.alpha
+        radii.append(p.radius * 64 / size)
+        border = np.concatenate([alpha[0], alpha[-1], alpha[:, 0], alpha[:, -1]])
+        assert border.max() == 0.0, "the shape touches the frame"
+        ys, xs = np.nonzero(alpha)
+        assert np.hypot(xs + 0.5 - p.cx, ys + 0.5 - p.cy).max() <= p.radius + 1.0, "ink outside the circumcircle"
+    assert 8 <= min(radii) < 10 and 28 < max(radii) <= 30
+
+
+def test_a_share_of_varied_shapes_are_outlines_traced_inside_the_boundary_never_circles() -> None:
+    rng = np.random.default_rng(19)
+    strokes = {label: [] for label in LABELS}
+    for i in range(400):
+        drawing = _draw(i % 10, rng, 64, varied=True)
+        strokes[i % 10].append(drawing.stroke)
+        if drawing.stroke:
+            name = SHAPE_CLASSES[i % 10]
+            filled = _shape_mask(_OUTLINES["circle" if name == "ring" else name], drawing.placement, 64)
+            # The stroke lies inside the filled shape (a ring's: inside its circle, the hole may shrink); a thin one
+            # leaves much of the inside empty (a thick one on a thin shape, a small cross, may fill it).
+            assert (drawing.alpha <= filled + 1e-6).all()
+            if drawing.stroke < 0.1 * drawing.placement.radius:
+                assert drawing.alpha.sum() < 0.8 * filled.sum()
+    assert not any(strokes[SHAPE_CLASSES.index("circle")]), "an outlined circle is a ring"
+    outlined = [w for label in LABELS for w in strokes[label] if w]
+    assert 0.25 < len(outlined) / 360 < 0.55
+    assert _STROKE_RANGE[0] <= min(outlined)
+    assert max(outlined) <= _STROKE_RANGE[1]
+
+
+def test_ring_outline_is_a_circle_traced_with_a_pen() -> None:
+    placement = _Placement(32.0, 32.0, 20.0, 0.3)
+    ring = _shape_mask(_OUTLINES["ring"], placement, 64, stroke=3.0)
+    circle = _shape_mask(_OUTLINES["circle"], placement, 64, stroke=3.0)
+    assert np.array_equal(ring, circle)
+    assert ring[32, 32] == 0.0 and ring[32, 13:15].min() == 1.0 and ring[32, 16] == 0.0
+
+
+def test_varied_lighting_is_an_even_ramp_on_about_half_the_images() -> None:
+    rng = np.random.default_rng(23)
+    lit = 0
+    for i in range(200):
+        drawing = _draw(i % 10, rng, 64, varied=True)
+        light = drawing.light
+        if np.ptp(light) > 0:
+            lit += 1
+            assert light.min() >= 1 - _LIGHT_MAX_SLOPE - 1e-5
+            assert light.max() <= 1 + _LIGHT_MAX_SLOPE + 1e-5
+            assert light.mean() == pytest.approx(1.0, abs=0.02)  # brighter on one side, darker on the other
+            # The image is the lit scene plus noise.
+            clean = drawing.background + drawing.alpha[..., None] * (drawing.colour - drawing.background)
+            visible = ((clean * light[..., None]) > 30).all(axis=-1) & ((clean * light[..., None]) < 225).all(axis=-1)
+            if visible.sum() > 100:  # away from clipping at 0 and 255
+                residual = (_pixels(drawing.image) - clean * light[..., None])[visible]
+                assert np.abs(residual.mean()) < 2.0
+                assert residual.std() < 9.0
+        else:
+            assert (light == 1.0).all()
+    assert 0.35 < lit / 200 < 0.65
+
+
+def test_varied_drawing_is_an_option_of_the_dataset_and_its_spec() -> None:
+    plain = data.SyntheticShapes(3, seed=4)
+    varied = data.SyntheticShapes(3, seed=4, varied=True)
+    for i in range(3):
+        rng = np.random.default_rng([4, i])
+        assert np.array_equal(_pixels(varied[i][0]), _pixels(draw_shape(i, rng, 64, varied=True)))
+    assert not all(np.array_equal(_pixels(plain[i][0]), _pixels(varied[i][0])) for i in range(3))
+    prepared = data.prepare(DataSpec(kind="shapes", count=4, val_split=0.5, varied=True), seed=0)
+    first = prepared.train_for_epoch(0).image(1)
+    expected = draw_shape(1, np.random.default_rng([1000, 1]), 64, varied=True)
+    assert np.array_equal(_pixels(first), _pixels(expected))
 
 
 def test_colours_do_not_predict_the_class() -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from cnn_explorer import data, defaults, digits, jobs, ood, runner, runs, zoo
 from cnn_explorer.__main__ import main
@@ -81,7 +82,7 @@ def test_a_shipped_run_predicts_exactly_like_the_run(digits_run, monkeypatch, tm
 def test_only_a_finished_run_of_the_defaults_preset_ships(digits_run, monkeypatch, tmp_path):
     home, run_id = digits_run
     monkeypatch.setenv("CNN_EXPLORER_HOME", str(home))
-    with pytest.raises(ShipError, match="not trained on the tinyvgg-shapes preset's data"):
+    with pytest.raises(ShipError, match="not trained on the tinyvgg16-varied-shapes preset's data"):
         ship(run_id, "tinyvgg-shapes", out_dir=tmp_path)
     with pytest.raises(ShipError, match="'small-vgg-bn' is not a default model"):
         ship(run_id, "small-vgg-bn", out_dir=tmp_path)
@@ -111,7 +112,7 @@ def test_ship_on_a_preset_that_is_no_default_is_refused_before_training(home, ca
 
 def test_the_presets_stacks_are_the_default_architectures_layer_for_layer():
     for name, default in defaults.DEFAULTS.items():
-        spec = preset(name)
+        spec = preset(default.preset_name)
         stack = runner.build_module(
             spec.model,
             {
@@ -121,7 +122,7 @@ def test_the_presets_stacks_are_the_default_architectures_layer_for_layer():
                 "dropout": 0.0,
             },
         )
-        target = {"TinyVGG": TinyVGG, "LeNet5": LeNet5}[default.architecture]()
+        target = {"TinyVGG": TinyVGG, "LeNet5": LeNet5}[default.architecture](**default.architecture_args)
         copy_by_position(stack.state_dict(), target)
         x = torch.randn(2, *((1, 32, 32) if name == "lenet5-digits" else (3, 64, 64)))
         with torch.no_grad():
@@ -135,3 +136,52 @@ def test_runs_never_train_on_the_shipped_held_out_shapes():
         images = prepared.train_for_epoch(epoch)
         for i in range(4):
             assert not np.array_equal(np.asarray(images.image(i)), np.asarray(heldout[i][0])), (epoch, i)
+
+
+def test_the_shapes_card_reports_every_independent_renderer_reproducibly():
+    from cnn_explorer import renderers
+
+    model = zoo.load_model("tinyvgg-shapes")
+    meta = json.loads((zoo.ASSETS_MODELS / "tinyvgg-shapes.json").read_text())
+    measured = defaults.renderer_accuracies(model.module, model.preprocess)
+    assert set(measured) == set(renderers.RENDERERS)
+    for name, accuracy in measured.items():
+        assert accuracy == pytest.approx(meta["renderers"][name], abs=1e-9), name
+        assert f"| {name} | {renderers.RENDERERS[name].description} |" in model.card
+        assert f"{accuracy:.1%} |" in model.card
+    held_out = [name for name, r in renderers.RENDERERS.items() if r.held_out]
+    assert held_out and "held out: never trained on in any form" in model.card
+
+
+def test_samples_include_shapes_drawn_by_the_independent_renderers(tmp_path):
+    from cnn_explorer import renderers
+
+    entries = {e["key"]: e for e in defaults.write_samples(tmp_path)}
+    for number, (renderer, shape, _) in enumerate(defaults._RENDERER_SAMPLES):
+        entry = entries[f"{renderer}-{shape}"]
+        assert entry["licence"] == "CC0 (drawn by CNN Explorer's independent renderer)"
+        assert entry["models"] == ["tinyvgg-shapes"]
+        img = Image.open(tmp_path / entry["file"])
+        assert img.size == (128, 128)
+        # The file is what the renderer draws for that seed.
+        rng = np.random.default_rng([defaults._RENDERER_SAMPLE_SEED, number])
+        expected = renderers.render(renderer, renderers.CLASSES.index(shape), rng, 128)
+        assert np.array_equal(np.asarray(img.convert("RGB")), np.asarray(expected))
+    shipped = json.loads((Path(zoo.ASSETS_MODELS).parent / "samples" / "samples.json").read_text())
+    assert {e["key"] for e in shipped} >= {f"{r}-{s}" for r, s, _ in defaults._RENDERER_SAMPLES}
+
+
+def test_the_train_pages_tinyvgg_preset_stays_cnn_explainers_on_plain_shapes():
+    # The shipped tinyvgg-shapes is trained by its own preset (wider, varied shapes); the Train page's TinyVGG preset
+    # is still CNN Explainer's network, 10 maps per conv, on filled shapes.
+    page = preset("tinyvgg-shapes")
+    assert [layer.channels for layer in page.model.layers if layer.type == "conv"] == [10, 10, 10, 10]
+    assert not page.data.varied
+    shipped = defaults.DEFAULTS["tinyvgg-shapes"]
+    assert shipped.preset_name == "tinyvgg16-varied-shapes"
+    assert preset(shipped.preset_name).data.varied
+    assert sum(p.numel() for p in TinyVGG().parameters()) == 19_920
+    meta = json.loads((zoo.ASSETS_MODELS / "tinyvgg-shapes.json").read_text())
+    assert meta["architecture_args"]["channels"] == 16
+    assert "--preset tinyvgg16-varied-shapes" in meta["command"]
+    assert (zoo.ASSETS_MODELS / "tinyvgg-shapes.pt").stat().st_size <= 2**20
