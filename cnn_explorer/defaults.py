@@ -97,23 +97,17 @@ def _digits_heldout(transform: Callable) -> Dataset:
 
 
 DEFAULTS: dict[str, Default] = {
+    # CNN Explainer's TinyVGG on the plain shapes, measured on the independent renderers too. The wider model on
+    # varied shapes (preset tinyvgg16-varied-shapes) draws better from other programs (pen sketches 22 → 79 %) but
+    # its features no longer tell photos from shapes (the out-of-distribution check missed the coffee cup and the
+    # rocket), so it is not shipped yet: see the README's "Shapes drawn by other programs".
     "tinyvgg-shapes": Default(
         name="tinyvgg-shapes",
-        epochs=20,
+        epochs=30,
         architecture="TinyVGG",
-        heldout=lambda transform: data.SyntheticShapes(
-            _SHAPES_HELDOUT, seed=_SHAPES_HELDOUT_SEED, transform=transform, varied=True
-        ),
-        heldout_description=f"{_SHAPES_HELDOUT} varied shapes drawn with seed {_SHAPES_HELDOUT_SEED}",
+        heldout=lambda transform: data.SyntheticShapes(_SHAPES_HELDOUT, seed=_SHAPES_HELDOUT_SEED, transform=transform),
+        heldout_description=f"{_SHAPES_HELDOUT} shapes drawn with seed {_SHAPES_HELDOUT_SEED}",
         renderers=True,
-        preset="tinyvgg16-varied-shapes",
-        architecture_args={"channels": 16},
-        architecture_note=(
-            "16 feature maps per convolution where CNN Explainer's TinyVGG has 10 (same layers otherwise): on the "
-            "varied shapes 10 maps reached 94.0 % validation after 24 epochs and 94.35 % held-out, 16 maps 96.6 % "
-            "held-out and 98.6 % on flat fills drawn by another program (10 maps: 92.6 %). CNN Explainer's TinyVGG, "
-            "10 maps, is still the Train page's `tinyvgg-shapes` preset"
-        ),
     ),
     "lenet5-digits": Default(
         name="lenet5-digits",
