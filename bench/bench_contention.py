@@ -27,27 +27,15 @@ import torch
 # Run as a script (`python bench/bench_contention.py`), Python puts bench/ on the path, not the repository root.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.bench_attribution import resnet18_offline
 from bench.summary import record
-from cnn_explorer import LoadedModel, cores, explain, images, jobs, load_model, runs
+from cnn_explorer import LoadedModel, cores, explain, images, jobs, runs
 from cnn_explorer.runspec import preset
 
 SLOWDOWN_GOAL = 2.0
 TRAINING_GOAL = 0.5
 METHODS = ("scorecam", "occlusion")
 PRESET = "tinyvgg-shapes"
-
-
-def resnet18_offline(home: Path) -> LoadedModel:
-    """ResNet-18 through the zoo, from seeded random weights placed where torch's hub cache keeps the real ones."""
-    import torchvision  # after cnn_explorer: its import guard must run before torchvision loads
-
-    weights = torchvision.models.get_model_weights("resnet18").DEFAULT
-    checkpoints = home / "hub" / "checkpoints"
-    checkpoints.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
-    torch.save(torchvision.models.resnet18(weights=None).state_dict(), checkpoints / Path(weights.url).name)
-    os.environ["TORCH_HOME"] = str(home)
-    return load_model("resnet18")
 
 
 def heavy(model: LoadedModel, x: torch.Tensor) -> tuple[float, int]:
