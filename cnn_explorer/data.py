@@ -492,21 +492,6 @@ class ImageListDataset(Dataset):
 DIGIT_CLASSES: tuple[str, ...] = tuple(str(d) for d in range(10))
 """The digit class names, in label order."""
 
-_DIGIT_INK_MAX = 16  # load_digits counts ink in a 4×4 block of the original 32×32 bitmap: 0–16
-
-
-@functools.cache
-def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
-    """The digits as ``(N, 8, 8)`` uint8 (ink bright, 0–255) and ``(N,)`` int64 labels, read-only, loaded once."""
-    from sklearn.datasets import load_digits  # here, not at the top: importing sklearn costs a second or so
-
-    bunch = load_digits()
-    pixels = np.rint(bunch.images * (255 / _DIGIT_INK_MAX)).astype(np.uint8)
-    labels = bunch.target.astype(np.int64)
-    pixels.setflags(write=False)  # cached and shared between callers
-    labels.setflags(write=False)
-    return pixels, labels
-
 
 def digit_images() -> tuple[list[Image.Image], np.ndarray]:
     """Every handwritten digit from scikit-learn's bundled set (1797 real samples, no download).
@@ -515,7 +500,7 @@ def digit_images() -> tuple[list[Image.Image], np.ndarray]:
         The images, each 8×8 mode ``"L"`` with ink bright on black (pixel = round(value × 255 / 16)), and their
         labels (the digit, 0–9) as an int64 array.
     """
-    pixels, labels = _digits_arrays()
+    pixels, labels = digits.scans()
     return [Image.fromarray(p, "L") for p in pixels], labels.copy()
 
 
@@ -555,10 +540,8 @@ def digits_split(test_fraction: float = 0.2, seed: int = 0) -> DigitsSplit:
     """
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be strictly between 0 and 1, got {test_fraction}.")
-    from sklearn.model_selection import train_test_split  # see _digits_arrays for why the import is here
-
     images, labels = digit_images()
-    train, test = train_test_split(np.arange(len(labels)), test_size=test_fraction, stratify=labels, random_state=seed)
+    train, test = digits.split_indices(test_fraction, seed)
     return DigitsSplit(
         train_images=tuple(images[i] for i in train),
         train_labels=labels[train],

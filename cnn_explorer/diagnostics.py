@@ -1,7 +1,7 @@
 """What went wrong in a training run, in plain words, each with what to change.
 
 :func:`diagnose` is a pure function of what a run recorded (its per-epoch metrics, the dead ReLU units measured at
-its end, its settings); the run's message, the Train page and the model card all show its sentences, so they say the
+its end, its settings); the run's message, the training view and the model card all show its sentences, so they say the
 same thing. :func:`run_diagnostics` reads those records from the run store.
 
 Kinds, most severe first: the loss exploded while staying finite, validation accuracy stuck at chance, gradients

@@ -166,15 +166,40 @@ def _handwritten(
     return _random_placement(rng, big)
 
 
+# --- scikit-learn's 1,797 scans ----------------------------------------------------------------------------------
+
+_DIGIT_INK_MAX = 16  # load_digits counts ink in a 4×4 block of the original 32×32 bitmap: 0–16
+
+
+@functools.cache
+def scans() -> tuple[np.ndarray, np.ndarray]:
+    """The digits as ``(N, 8, 8)`` uint8 (ink bright, 0–255) and ``(N,)`` int64 labels, read-only, loaded once."""
+    from sklearn.datasets import load_digits  # here, not at the top: importing sklearn costs a second or so
+
+    bunch = load_digits()
+    pixels = np.rint(bunch.images * (255 / _DIGIT_INK_MAX)).astype(np.uint8)
+    labels = bunch.target.astype(np.int64)
+    pixels.setflags(write=False)  # cached and shared between callers
+    labels.setflags(write=False)
+    return pixels, labels
+
+
+def split_indices(test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which scans (indices into :func:`scans`) train and which are held out: stratified by digit, fixed by ``seed``
+    (``data.digits_split`` gives their images)."""
+    from sklearn.model_selection import train_test_split  # see scans for why the import is here
+
+    labels = scans()[1]
+    return tuple(train_test_split(np.arange(len(labels)), test_size=test_fraction, stratify=labels, random_state=seed))
+
+
 @functools.cache
 def _pool_by_label(part: str, test_fraction: float, seed: int) -> tuple[tuple[np.ndarray, ...], ...]:
     """The 8×8 scans (ink bright, uint8) of ``digits_split(test_fraction, seed)``'s training (``"train"``) or
     held-out (``"test"``) part, grouped by label: a run trains on the first and is measured on the second."""
-    from cnn_explorer.data import _digits_arrays, digits_split  # data imports this module for its dataset kind
-
-    pixels, labels = _digits_arrays()
-    split = digits_split(test_fraction, seed)
-    indices = split.train_indices if part == "train" else split.test_indices
+    pixels, labels = scans()
+    train, test = split_indices(test_fraction, seed)
+    indices = train if part == "train" else test
     return tuple(tuple(pixels[i] for i in indices if labels[i] == label) for label in range(10))
 
 

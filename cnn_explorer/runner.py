@@ -321,7 +321,7 @@ class _Session:
                 f"Stopped early after epoch {epochs}: the validation loss did not improve for {settings.patience} "
                 f"epochs. Kept epoch {result.best_epoch}."
             )
-        # What went wrong, in the words the Train page and the model card use too.
+        # What went wrong, in the words the training view and the model card use too.
         return "done", " ".join(filter(None, (message, diagnostics.summary(diagnostics.run_diagnostics(self.run_id)))))
 
     def results_after_failure(self) -> None:
