@@ -2,6 +2,7 @@
 hub cache) and click a map of the feature grid to pick its channel."""
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,7 @@ def test_next_steps_to_the_following_layers(page: Page, idle, expected, save_scr
 
 
 @pytest.fixture
-def server_hub(server: str, hub_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def server_hub(server: str, hub_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The test hub cache, seen by the running server.
 
     The server fixture starts ``streamlit run`` with ``TORCH_HOME`` set to an empty folder of its own
@@ -57,7 +58,8 @@ def server_hub(server: str, hub_cache: Path, tmp_path_factory: pytest.TempPathFa
     hub = torch_home / "hub"
     if not hub.exists():
         hub.symlink_to(hub_cache / "hub", target_is_directory=True)
-    return hub
+    yield hub
+    hub.unlink()  # the server's later visitors are offline again: the ImageNet models need a download
 
 
 def _tooltip_value(page: Page, name: str) -> float:

@@ -135,7 +135,7 @@ def test_a_stride_change_keeps_the_window_on_the_cat(page: Page, idle, save_scre
 
 def test_an_unavailable_model_still_shows_convolution_and_pooling(page: Page, idle, save_screenshot) -> None:
     sidebar = page.get_by_test_id("stSidebar")
-    _choose(page, sidebar, "Model", "resnet18 (download)", idle)  # offline, no weights here
+    _choose(page, sidebar, "Model", "alexnet (download)", idle)  # offline; no test caches it (Layers caches resnet18)
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Playground").click()
     idle(page)
     main = page.get_by_test_id("stMain")
@@ -143,7 +143,7 @@ def test_an_unavailable_model_still_shows_convolution_and_pooling(page: Page, id
     expect(main.get_by_test_id("stAlertContentInfo")).to_have_count(1)
     expect(main.get_by_test_id("stAlertContentInfo")).to_contain_text("need no model and work below")
     expect(main.get_by_test_id("stAlertContentWarning")).to_have_count(1)  # why and how to get it, once
-    expect(main.get_by_test_id("stAlertContentWarning")).to_contain_text("resnet18's weights are not on this computer")
+    expect(main.get_by_test_id("stAlertContentWarning")).to_contain_text("alexnet's weights are not on this computer")
     assert "urlopen" not in main.inner_text()
     title = sidebar.get_by_role("combobox", name="Sample").input_value()
     (sample,) = [key for key, entry in SAMPLES.items() if entry.title == title]
