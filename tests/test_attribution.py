@@ -390,7 +390,8 @@ def test_a_constant_map_is_marked_constant(tinyvgg, shape_input):
 
 def test_score_cam_and_grad_cam_pp_say_something_on_every_shape_sample_at_the_default_layer(tinyvgg):
     # issue 14: at conv_2_2 Score-CAM was zero everywhere for arrow and circle, Grad-CAM++ for cross.
-    samples = samples_for("tinyvgg-shapes", made_for_it=True)
+    # The generator's own ten (the independent renderers' samples are measured on the card, not asked about here).
+    samples = [key for key in samples_for("tinyvgg-shapes", made_for_it=True) if key.startswith("shape-")]
     assert len(samples) == 10
     blank = {
         (method, sample)

@@ -3,6 +3,7 @@
 ``trust_report``'s, and the PDF printed by Chromium (or a ReportError saying how to install it)."""
 
 import base64
+import concurrent.futures
 import functools
 import io
 import re
@@ -384,7 +385,16 @@ _FAST = {"steps": 4, "max_steps": 2, "sensitivity_samples": 1, "infidelity_sampl
 
 
 def _layout(html: str, width: int, media: str) -> dict[str, float]:
-    """The trust table's width and its column's in Chromium, at a viewport ``width`` px wide."""
+    """The trust table's width and its column's in Chromium, at a viewport ``width`` px wide.
+
+    In a thread of its own: Playwright's sync API refuses a thread whose asyncio loop runs, and in a full test run the
+    browser tests' session-wide Playwright keeps one running in this one.
+    """
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(_measure_layout, html, width, media).result()
+
+
+def _measure_layout(html: str, width: int, media: str) -> dict[str, float]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
