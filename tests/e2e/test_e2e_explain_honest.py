@@ -2,20 +2,13 @@
 shown as the bare image, and every chosen method stays visible in the Methods box."""
 
 import pytest
+from browser import choose as _choose
 from playwright.sync_api import Page, expect
 
 from cnn_explorer import METHODS, explain, load_image, load_model
 from cnn_explorer.images import SAMPLES, sample_bytes
 
 pytestmark = pytest.mark.e2e
-
-
-def _choose(page: Page, container, label: str, option: str, idle) -> None:
-    idle(page)  # a rerun still under way would redraw the box and close its list
-    container.get_by_test_id("stSelectbox").filter(has_text=label).click()
-    page.keyboard.type(option)
-    page.get_by_role("option", name=option, exact=True).click()
-    idle(page)
 
 
 def _add_method(page: Page, main, key: str, idle) -> None:

@@ -6,6 +6,7 @@ import re
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from browser import choose as _choose
 from playwright.sync_api import Page, expect
 
 from cnn_explorer.images import SAMPLES, load_image, sample_bytes
@@ -13,14 +14,6 @@ from cnn_explorer.layers import capture_activations, list_layers
 from cnn_explorer.zoo import load_model
 
 pytestmark = pytest.mark.e2e
-
-
-def _choose(page: Page, container, label: str, option: str, idle) -> None:
-    idle(page)  # a rerun still under way would redraw the box and close its list
-    container.get_by_test_id("stSelectbox").filter(has_text=label).click()
-    page.keyboard.type(option)  # typed, a long list holds the option whatever its length
-    page.get_by_role("option", name=option, exact=True).click()
-    idle(page)
 
 
 def test_explain_follows_another_sample_and_a_refresh_keeps_it(page: Page, idle, expected, save_screenshot) -> None:

@@ -5,6 +5,7 @@ import re
 
 import pytest
 import torch
+from browser import choose as _choose
 from playwright.sync_api import Page, expect
 
 from cnn_explorer.featurevis import channel_scores, dataset_images, default_dataset, top_images, visualizable_layers
@@ -21,15 +22,6 @@ PHOTO = "astronaut"
 
 def _output_caption(output: torch.Tensor) -> str:
     return f"{output.shape[-1]}×{output.shape[-2]} output, values {float(output.min()):.3g} … {float(output.max()):.3g}"
-
-
-def _choose(page: Page, container, label: str, option: str, idle) -> None:
-    idle(page)  # a rerun still under way would redraw the box and close its list
-    container.get_by_test_id("stSelectbox").filter(has_text=label).click()
-    # Typed, the list holds the option whatever its length: a long list renders only the options in view.
-    page.keyboard.type(option)
-    page.get_by_role("option", name=option, exact=True).click()
-    idle(page)
 
 
 def test_change_the_kernel_and_see_the_output(page: Page, idle, save_screenshot) -> None:
