@@ -1,24 +1,15 @@
-"""The playground's drawing helpers: exact pixel values for the colour rules, sizes for the layouts."""
+"""render.playground: the playground's drawing helpers, exact pixels for the colour rules, sizes for the layouts."""
+
+from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
-from PIL import Image
 
 from cnn_explorer import render
 from cnn_explorer.playground import ACTIVATIONS, KERNELS, activation_curve
-
-
-def test_pixels_image_is_the_rounded_pixels() -> None:
-    pixels = torch.tensor([[[0.0, 0.5], [1.0, 1.2]]])
-    assert np.asarray(render.pixels_image(pixels)).tolist() == [[0, 128], [255, 255]]  # 1.2 clipped
-    rgb = render.pixels_image(torch.zeros(3, 2, 4))
-    assert rgb.mode == "RGB" and rgb.size == (4, 2)
-    with pytest.raises(ValueError, match="Expected pixels"):
-        render.pixels_image(torch.zeros(2, 2, 2))
 
 
 def test_a_kernel_that_keeps_brightness_is_drawn_as_a_picture() -> None:
@@ -52,17 +43,6 @@ def test_window_zoom_frames_the_taps() -> None:
     assert pixels[11, 15].tolist() == list(render.HIGHLIGHT_COLOUR)  # the top edge of tap (1, 1)
     assert pixels[25, 10].tolist() == list(render.PADDING_EDGE_COLOUR)  # the image's left edge
     assert pixels[25, 25].tolist() == [128, 128, 128]  # a pixel that is no tap
-
-
-def test_image_grid_and_frame_sizes() -> None:
-    tiles = [Image.new("RGB", (8, 8), (255, 0, 0))] * 5
-    grid = render.image_grid(tiles, columns=3, cell=20, gap=2)
-    assert grid.size == (3 * 22 + 2, 2 * 22 + 2)
-    assert grid.getpixel((12, 12)) == (255, 0, 0) and grid.getpixel((0, 0)) == render.GAP_COLOUR
-    framed = render.framed(Image.new("RGB", (4, 3), (255, 255, 255)), width=2)
-    assert framed.size == (8, 7) and framed.getpixel((0, 0)) == render.GAP_COLOUR
-    with pytest.raises(ValueError, match="No images"):
-        render.image_grid([])
 
 
 def test_the_figures() -> None:

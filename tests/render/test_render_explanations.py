@@ -1,4 +1,6 @@
-"""render.py's explanation views: heatmap overlays on explicit scales, and curve figures."""
+"""render.explanations: heatmap overlays on explicit scales, and the note shown instead of a blank map."""
+
+from __future__ import annotations
 
 import numpy as np
 import pytest
@@ -62,17 +64,6 @@ def test_overlay_resizes_to_the_picture_and_rejects_bad_input(grey):
         render.heat_overlay(grey, torch.rand(3, 4, 4))
 
 
-def test_curves_figure_draws_each_curve():
-    x = np.linspace(0, 1, 5)
-    fig = render.curves_figure(x, {"a": x, "random": 1 - x}, "t", "x", "y", dashed=["random"])
-    lines = fig.axes[0].get_lines()
-    assert [line.get_label() for line in lines] == ["a", "random"]
-    np.testing.assert_array_equal(lines[1].get_ydata(), 1 - x)
-    assert lines[1].get_linestyle() == "--"
-    with pytest.raises(ValueError, match="Curve 'b' has 2 values for 5 x values"):
-        render.curves_figure(x, {"b": [1, 2]}, "t", "x", "y")
-
-
 def test_a_blank_map_is_the_faded_image_with_its_note_written_on_it():
     picture = Image.new("RGB", (64, 64), (0, 0, 0))
     note = "No region raises circle at conv_2_2 (the map is zero everywhere); try relu_2_2 or Grad-CAM."
@@ -86,21 +77,3 @@ def test_a_blank_map_is_the_faded_image_with_its_note_written_on_it():
     assert (longer.sum(axis=2) < 200).sum() > 1.5 * dark  # every word is drawn (wrapped, none cut off)
     rows = np.flatnonzero((pixels.sum(axis=2) < 200).any(axis=1))
     assert rows.max() - rows.min() > 3 * 320 / 18  # wrapped onto several lines
-
-
-@pytest.mark.parametrize(
-    ("share", "shown"),
-    [
-        (-1e-9, "0.0%"),  # 1 - Σ of the top five, rounded below zero: never "-0.0%"
-        (0.0, "0.0%"),
-        (3e-6, "< 0.1%"),  # not zero, so not "0.0%"
-        (0.0005, "0.1%"),
-        (0.123456, "12.3%"),
-        (0.9994, "99.9%"),
-        (0.99996, "> 99.9%"),  # not certain, so not "100.0%"
-        (1.0, "100.0%"),
-        (1.0000001, "100.0%"),
-    ],
-)
-def test_percent_rounds_honestly(share, shown):
-    assert render.percent(share) == shown
