@@ -25,6 +25,7 @@ from cnn_explorer import architectures, data, diagnostics, ood, runs, zoo
 from cnn_explorer.attribution import cam_layers, default_cam_layer, explain
 from cnn_explorer.layers import capture_activations, list_layers
 from cnn_explorer.preprocess import Preprocess
+from cnn_explorer.progress import Cancelled
 from cnn_explorer.runspec import ModelSpec, RunSpec, Settings
 from cnn_explorer.training import (
     BatchProgress,
@@ -104,11 +105,6 @@ class Outcome:
         }
 
 
-class _StopRequested(BaseException):
-    """A stop asked for outside the loop (while the data is prepared). A BaseException so that a library's
-    ``except Exception`` around our progress callback cannot turn it into a dataset error."""
-
-
 class _StopCheck:
     """``should_stop`` for the loop: the run's stop flag (looked at every ``STOP_POLL_S``) or the caller's own;
     ``on_poll`` runs at each look."""
@@ -133,7 +129,7 @@ class _StopCheck:
     def check(self) -> None:
         self.next_look = 0.0
         if self():
-            raise _StopRequested
+            raise Cancelled("Stopped before training began.")  # asked for outside the loop (data, model)
 
 
 def execute(
@@ -167,8 +163,8 @@ def execute(
     session = _Session(run.id, run.spec, log, stop)
     try:
         status, message = session.run()
-    except _StopRequested:
-        status, message = "stopped", "Stopped before training began."
+    except Cancelled as stopped:
+        status, message = "stopped", str(stopped)
     except TrainingDiverged as err:
         status, message = "failed", str(err)
         session.results_after_failure()
