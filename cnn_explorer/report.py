@@ -18,7 +18,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
@@ -34,7 +34,7 @@ from torch import Tensor
 from cnn_explorer import render
 from cnn_explorer.attribution import METHODS, Explanation, explain
 from cnn_explorer.layers import LayerInfo, UnknownLayer, capture_activations, list_layers
-from cnn_explorer.progress import Status
+from cnn_explorer.progress import Progress, Status
 from cnn_explorer.trust import METRICS, TrustReport, trust_report
 from cnn_explorer.zoo import LoadedModel, Prediction, predict
 
@@ -330,7 +330,7 @@ class _Ticker:
     def __init__(self, progress: Status | None, total: float) -> None:
         self._progress, self._total, self._done = progress, max(total, 1.0), 0.0
 
-    def step(self, what: str, share: float = 1.0) -> Callable[[float], None] | None:
+    def step(self, what: str, share: float = 1.0) -> Progress | None:
         """Report that ``what`` starts and count it as done; returns a progress callback for its inside."""
         offset, self._done = self._done, self._done + share
         if self._progress is None:
