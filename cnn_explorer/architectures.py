@@ -25,10 +25,11 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from cnn_explorer.progress import ByteProgress
 from cnn_explorer.runspec import LayerSpec, ModelSpec
 
 if TYPE_CHECKING:  # the zoo imports this module
-    from cnn_explorer.zoo import LoadedModel, ProgressFn
+    from cnn_explorer.zoo import LoadedModel
 
 __all__ = [
     "ARCHITECTURES",
@@ -476,7 +477,7 @@ def build_model(
     num_classes: int,
     dropout: float = 0.0,
     *,
-    progress: ProgressFn | None = None,
+    progress: ByteProgress | None = None,
     pretrained: bool = True,
 ) -> nn.Module:
     """The module a run trains: a stack built from scratch or a zoo model with a new head.
@@ -514,7 +515,7 @@ def build_model(
     return module
 
 
-def _load_base(name: str, progress: ProgressFn | None, pretrained: bool) -> LoadedModel:
+def _load_base(name: str, progress: ByteProgress | None, pretrained: bool) -> LoadedModel:
     from cnn_explorer.preprocess import Preprocess
     from cnn_explorer.zoo import IMAGENET_MODELS, LoadedModel, load_model
 

@@ -33,7 +33,9 @@ from torch import Tensor, nn
 from torch.fx.experimental.optimization import fuse
 from torchcam.methods import GradCAM, GradCAMpp, LayerCAM, ScoreCAM
 
+from cnn_explorer.hooks import ForwardHooks
 from cnn_explorer.layers import inplace_disabled
+from cnn_explorer.progress import Cancelled, Progress, StopFn, stop_if
 from cnn_explorer.zoo import LoadedModel
 
 __all__ = [
@@ -54,13 +56,8 @@ __all__ = [
     "resolve_target",
 ]
 
-ProgressFn = Callable[[float], None]  # fraction done, 0 … 1
 #: A map whose values span at most this fraction of its largest magnitude is constant (see ``Explanation.is_constant``).
 CONSTANT_TOLERANCE = 1e-6
-
-
-class Cancelled(Exception):
-    """The caller's ``should_stop`` asked the computation to stop; the model is left as it was."""
 
 
 @dataclass(frozen=True)
@@ -471,13 +468,10 @@ def _find_cam_layers(model: LoadedModel) -> dict[str, _CamLayer]:
         elif any(output is t for t in activated) and not any(output is t for t, _ in found.values()):
             found.setdefault(name, (output, True))
 
-    handles = [m.register_forward_hook(record) for m in names]
-    try:
-        with inplace_disabled(module), torch.no_grad():
-            module(torch.zeros(1, *model.input_size))
-    finally:
-        for handle in handles:
-            handle.remove()
+    with ForwardHooks() as hooks, inplace_disabled(module), torch.no_grad():
+        for m in names:
+            hooks.after(m, record)
+        module(torch.zeros(1, *model.input_size))
     return {
         name: _CamLayer((int(t.shape[-2]), int(t.shape[-1])), int(t.shape[1]), is_activated)
         for name, (t, is_activated) in found.items()
@@ -548,8 +542,8 @@ def explain(
     target: int | str | None = None,
     layer: str | None = None,
     seed: int = 0,
-    progress: ProgressFn | None = None,
-    should_stop: Callable[[], bool] | None = None,
+    progress: Progress | None = None,
+    should_stop: StopFn | None = None,
     **params: Any,
 ) -> Explanation:
     """Explain the model's output for one input.
@@ -585,8 +579,8 @@ def explain_batch(
     targets: Sequence[int | str] | None = None,
     layer: str | None = None,
     seed: int = 0,
-    progress: ProgressFn | None = None,
-    should_stop: Callable[[], bool] | None = None,
+    progress: Progress | None = None,
+    should_stop: StopFn | None = None,
     **params: Any,
 ) -> list[Explanation]:
     """Explain each input of a batch ``[N, C, H, W]``: the same maps as :func:`explain` on each input alone.
@@ -727,24 +721,21 @@ def _structure(module: nn.Module) -> tuple[tuple[nn.Module, ...], tuple[nn.Modul
 
 @contextmanager
 def _counting(
-    module: nn.Module, expected_rows: int, progress: ProgressFn | None, should_stop: Callable[[], bool] | None
+    module: nn.Module, expected_rows: int, progress: Progress | None, should_stop: StopFn | None
 ) -> Iterator[None]:
     """Report progress and honour cancellation at every forward pass of the model (a pre-hook on the root)."""
     done = 0
 
     def before_forward(_module: nn.Module, inputs: tuple[Any, ...]) -> None:
         nonlocal done
-        if should_stop is not None and should_stop():
-            raise Cancelled("The explanation was cancelled.")
+        stop_if(should_stop, "The explanation was cancelled.")
         if progress is not None:
             progress(min(done / max(expected_rows, 1), 1.0))
         done += inputs[0].shape[0] if inputs and isinstance(inputs[0], Tensor) else 1
 
-    handle = module.register_forward_pre_hook(before_forward)
-    try:
+    with ForwardHooks() as hooks:
+        hooks.before(module, before_forward)
         yield
-    finally:
-        handle.remove()
     if progress is not None:
         progress(1.0)
 
@@ -952,11 +943,9 @@ def gradcam_steps(
         found["A"] = output
 
     with model.lock, _prepared(model.module), torch.enable_grad():
-        handle = model.module.get_submodule(layer).register_forward_hook(keep)
-        try:
+        with ForwardHooks() as hooks:
+            hooks.after(model.module.get_submodule(layer), keep)
             logits = model.module(x.detach().clone().requires_grad_(True))
-        finally:
-            handle.remove()
         chosen = int(logits.argmax(dim=1)) if target is None else resolve_target(model, target)
         score = logits[0, chosen]
         (gradients,) = torch.autograd.grad(score, found["A"])

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import gzip
-import hashlib
 import io
 import math
 import multiprocessing as mp
@@ -28,8 +27,6 @@ import shutil
 import stat
 import tarfile
 import tempfile
-import urllib.error
-import urllib.request
 import warnings
 import zipfile
 import zlib
@@ -47,9 +44,10 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision.transforms import InterpolationMode
 
-from cnn_explorer import digits
+from cnn_explorer import digits, downloads
 from cnn_explorer.images import MAX_PIXELS, ImageError, load_image
 from cnn_explorer.preprocess import Preprocess
+from cnn_explorer.progress import ByteProgress
 from cnn_explorer.runspec import Augmentation, DataSpec
 
 __all__ = [
@@ -554,8 +552,6 @@ def digits_split(test_fraction: float = 0.2, seed: int = 0) -> DigitsSplit:
 
 # --- A training run's data --------------------------------------------------------------------------------------
 
-ProgressFn = Callable[[int, int | None], None]  # (bytes done, bytes total or None), as zoo's downloads
-
 
 class DatasetError(ValueError):
     """Data that cannot be used as given (a bad spec, an unusable folder or archive); the message says what to do."""
@@ -575,16 +571,11 @@ _SHAPES_VAL_SEED_OFFSET = 1_000_000
 _STATS_SAMPLE = 2000  # images the normalization statistics are measured on (all of them when fewer)
 _CACHE_BYTES = 256 * 2**20  # a fixed image set keeps its decoded, resized pixels in memory up to this size
 _SIZE_RANGE = (8, 512)
-_DOWNLOAD_TIMEOUT_S = 30
 
 
 def datasets_home() -> Path:
     """Where torchvision datasets live unless a spec names a folder: ``$CNN_EXPLORER_HOME/datasets``."""
     return Path(os.environ.get("CNN_EXPLORER_HOME") or "~/.cnn_explorer").expanduser() / "datasets"
-
-
-def _offline() -> bool:
-    return bool(os.environ.get("CNN_EXPLORER_OFFLINE"))  # the same test as the zoo's downloads
 
 
 # Image sources: picklable callables (index → PIL image), so DataLoader workers can receive them under any start
@@ -998,7 +989,7 @@ class DatasetKind:
     invert_light_background: bool = False
     per_image_standardization: bool = False
     fit_ink: bool = False
-    load: Callable[[DataSpec, int, ProgressFn | None], _Split] = field(default=None, repr=False, compare=False)
+    load: Callable[[DataSpec, int, ByteProgress | None], _Split] = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, eq=False)
@@ -1032,7 +1023,7 @@ def prepare(
     spec: DataSpec,
     seed: int,
     augmentation: Augmentation | None = None,
-    progress: ProgressFn | None = None,
+    progress: ByteProgress | None = None,
     *,
     base_preprocess: Preprocess | None = None,
 ) -> Prepared:
@@ -1174,7 +1165,7 @@ def _split_pool(images: _Images, labels: np.ndarray, classes: Sequence[str], spe
 # Loaders, one per kind.
 
 
-def _load_shapes(spec: DataSpec, seed: int, progress: ProgressFn | None) -> _Split:
+def _load_shapes(spec: DataSpec, seed: int, progress: ByteProgress | None) -> _Split:
     n = spec.count if spec.limit is None else min(spec.count, spec.limit)
     n_val = max(1, round(spec.count * spec.val_split))
     classes = len(SHAPE_CLASSES)
@@ -1187,7 +1178,7 @@ def _load_shapes(spec: DataSpec, seed: int, progress: ProgressFn | None) -> _Spl
     )
 
 
-def _load_digits(spec: DataSpec, seed: int, progress: ProgressFn | None) -> _Split:
+def _load_digits(spec: DataSpec, seed: int, progress: ByteProgress | None) -> _Split:
     # digits_split, as the shipped lenet5-digits: seed 0 and a 0.2 share hold out exactly its held-out test set
     split = digits_split(spec.val_split, seed)
     keep = _take(split.train_labels, spec.limit, seed)
@@ -1200,7 +1191,7 @@ def _load_digits(spec: DataSpec, seed: int, progress: ProgressFn | None) -> _Spl
     )
 
 
-def _load_digits_mixed(spec: DataSpec, seed: int, progress: ProgressFn | None) -> _Split:
+def _load_digits_mixed(spec: DataSpec, seed: int, progress: ByteProgress | None) -> _Split:
     # The scans of digits_split as they are, then spec.count digits drawn from the training sources; validation is
     # the held-out scans, as for "digits" (so the shipped model's held-out set is never trained on).
     split = digits_split(spec.val_split, seed)
@@ -1215,7 +1206,7 @@ def _load_digits_mixed(spec: DataSpec, seed: int, progress: ProgressFn | None) -
     )
 
 
-def _load_folder(spec: DataSpec, seed: int, progress: ProgressFn | None) -> _Split:
+def _load_folder(spec: DataSpec, seed: int, progress: ByteProgress | None) -> _Split:
     if not spec.path:
         raise DatasetError("A folder dataset needs a path: the folder that holds one subfolder per class.")
     root = Path(spec.path).expanduser()
@@ -1251,10 +1242,10 @@ def _dataset_root(spec: DataSpec) -> Path:
     return Path(spec.path).expanduser() if spec.path else datasets_home()
 
 
-def _load_mnist_like(class_name: str, title: str) -> Callable[[DataSpec, int, ProgressFn | None], _Split]:
+def _load_mnist_like(class_name: str, title: str) -> Callable[[DataSpec, int, ByteProgress | None], _Split]:
     """A loader for torchvision's ``MNIST`` or ``FashionMNIST``: its training split, read from ``ROOT/NAME/raw``."""
 
-    def load(spec: DataSpec, seed: int, progress: ProgressFn | None) -> _Split:
+    def load(spec: DataSpec, seed: int, progress: ByteProgress | None) -> _Split:
         import torchvision.datasets
 
         cls = getattr(torchvision.datasets, class_name)
@@ -1290,7 +1281,7 @@ def _load_mnist_like(class_name: str, title: str) -> Callable[[DataSpec, int, Pr
     return load
 
 
-def _load_cifar10(spec: DataSpec, seed: int, progress: ProgressFn | None) -> _Split:
+def _load_cifar10(spec: DataSpec, seed: int, progress: ByteProgress | None) -> _Split:
     from torchvision.datasets import CIFAR10
 
     root = _dataset_root(spec)
@@ -1366,58 +1357,47 @@ def _gunzip(path: Path) -> None:
 
 
 def _download_all(
-    title: str, files: Sequence[tuple[Sequence[str], Path, str]], progress: ProgressFn | None, where: str
+    title: str, files: Sequence[tuple[Sequence[str], Path, str]], progress: ByteProgress | None, where: str
 ) -> None:
     """Download each ``(mirror urls, destination, md5)``, reporting bytes across all files; explain failures."""
-    if _offline():
-        raise DatasetUnavailable(f"{title} is not downloaded yet and CNN_EXPLORER_OFFLINE is set. {where}")
     tally = _Tally(progress)
     for urls, destination, md5 in files:
         errors = []
         for url in urls:
             try:
-                _download(url, destination, md5, tally)
+                downloads.download(url, destination, tally.file(), md5=md5)
                 break
-            except (urllib.error.URLError, OSError, ValueError) as err:
-                errors.append(f"{url}: {err}")
+            except downloads.Offline as err:
+                raise DatasetUnavailable(
+                    f"{title} is not downloaded yet and {downloads.OFFLINE_VARIABLE} is set. {where}"
+                ) from err
+            except downloads.DownloadError as err:
+                errors.append(f"{url}: {err.reason}")
         else:
             raise DatasetUnavailable(f"{title} could not be downloaded ({'; '.join(errors)}). {where}")
+        tally.finish_file()
 
 
 class _Tally:
     """Bytes done across several downloads; the total is the sum of the sizes announced so far (None if one was not)."""
 
-    def __init__(self, progress: ProgressFn | None) -> None:
+    def __init__(self, progress: ByteProgress | None) -> None:
         self.progress, self.done, self.total = progress, 0, 0
+        self.file_done, self.file_total = 0, 0
 
-    def expect(self, length: int | None) -> None:
-        self.total = None if length is None or self.total is None else self.total + length
+    def file(self) -> ByteProgress:
+        """The progress callback for the next file (or the next mirror's try of it)."""
+        self.file_done, self.file_total = 0, 0
+        return self._report
 
-    def add(self, n: int) -> None:
-        self.done += n
+    def _report(self, done: int, total: int | None) -> None:
+        self.file_done, self.file_total = done, total
         if self.progress is not None:
-            self.progress(self.done, self.total)
+            self.progress(self.done + done, None if total is None or self.total is None else self.total + total)
 
-
-def _download(url: str, destination: Path, md5: str, tally: _Tally) -> None:
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.md5(usedforsecurity=False)  # torchvision publishes md5s; this only detects damage
-    with tempfile.NamedTemporaryFile(dir=destination.parent, prefix=f".{destination.name}.", delete=False) as tmp:
-        try:
-            with urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT_S) as response:
-                length = response.headers.get("Content-Length")
-                tally.expect(int(length) if length else None)
-                while chunk := response.read(1 << 20):
-                    tmp.write(chunk)
-                    digest.update(chunk)
-                    tally.add(len(chunk))
-            if digest.hexdigest() != md5:
-                raise OSError(f"the download of {destination.name} is damaged (checksum mismatch)")
-        except BaseException:
-            tmp.close()
-            os.unlink(tmp.name)
-            raise
-    os.replace(tmp.name, destination)
+    def finish_file(self) -> None:
+        self.done += self.file_done
+        self.total = None if self.file_total is None or self.total is None else self.total + self.file_total
 
 
 DATASETS: dict[str, DatasetKind] = {

@@ -14,10 +14,9 @@ model's own input space. Only the input gets gradients: the shared module's para
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -26,10 +25,11 @@ from PIL import Image
 from torch import Tensor, nn
 
 from cnn_explorer import data
-from cnn_explorer.attribution import Cancelled
+from cnn_explorer.hooks import ForwardHooks, StopForward, run_until_stopped
 from cnn_explorer.images import SAMPLES, load_sample
 from cnn_explorer.layers import inplace_disabled, list_layers
 from cnn_explorer.pixels import normalize
+from cnn_explorer.progress import Progress, StopFn, stop_if
 from cnn_explorer.zoo import LoadedModel
 
 __all__ = [
@@ -45,8 +45,6 @@ __all__ = [
     "visualizable_layers",
 ]
 
-ProgressFn = Callable[[float], None]
-StopFn = Callable[[], bool]
 
 _SHAPES_SEED = 1  # the held-out seed of tinyvgg-shapes: images it was never trained on
 _BLUR_RADIUS = 2  # taps on each side of the blur kernel (σ ≤ 1 px)
@@ -60,34 +58,25 @@ def visualizable_layers(model: LoadedModel) -> list[str]:
     return [info.name for info in list_layers(model) if info.kind in ("Conv2d", "Linear") and info.call == 1]
 
 
-class _Reached(Exception):
-    """Raised from the hook once the layer has produced its output: the rest of the network is not needed."""
-
-
 @contextmanager
 def _layer_output(model: LoadedModel, layer: str) -> Iterator[Callable[[Tensor], Tensor]]:
     """``run(x)`` → the output of ``layer`` (checked by the caller) for ``x``, the forward pass stopped right after
     the layer. The hook ignores other threads' forward passes through the shared module, and is removed on exit.
     """
-    owner = threading.get_ident()
     found: dict[str, Tensor] = {}
 
-    def hook(_module: nn.Module, _inputs: object, output: Tensor) -> None:
-        if threading.get_ident() == owner:
-            found["output"] = output
-            raise _Reached
+    def keep(_module: nn.Module, _inputs: object, output: Tensor) -> None:
+        found["output"] = output
+        raise StopForward
 
     def run(x: Tensor) -> Tensor:
         found.clear()
-        with suppress(_Reached):
-            model.module(x)
+        run_until_stopped(model.module, x)
         return found["output"]
 
-    handle = model.module.get_submodule(layer).register_forward_hook(hook)
-    try:
+    with ForwardHooks() as hooks:
+        hooks.after(model.module.get_submodule(layer), keep)
         yield run
-    finally:
-        handle.remove()
 
 
 def _channel_means(output: Tensor) -> Tensor:
@@ -175,7 +164,7 @@ def maximize_activation(
     blur_sigma: float = 0.5,
     size: int | None = None,
     seed: int = 0,
-    progress: ProgressFn | None = None,
+    progress: Progress | None = None,
     should_stop: StopFn | None = None,
 ) -> Visualization:
     """Optimize an image from noise to maximize one channel's mean activation.
@@ -199,7 +188,7 @@ def maximize_activation(
             dense layer needs the model's.
         seed: Seeds the starting noise and the jitter.
         progress: Called with the fraction done after every step.
-        should_stop: Polled before every step; True raises :class:`~cnn_explorer.attribution.Cancelled`.
+        should_stop: Polled before every step; True raises :class:`~cnn_explorer.progress.Cancelled`.
 
     Raises:
         ValueError: Unknown layer, channel out of range, or a setting out of range.
@@ -238,8 +227,7 @@ def maximize_activation(
             start_activation = float(_channel_means(run(normalize(model, start)))[0, channel])
         with torch.enable_grad():
             for step, (dy, dx) in enumerate(shifts):
-                if should_stop is not None and should_stop():
-                    raise Cancelled("The visualization was cancelled.")
+                stop_if(should_stop, "The visualization was cancelled.")
                 jittered = torch.roll(pixels, shifts=(dy, dx), dims=(2, 3))
                 objective = _channel_means(run(normalize(model, jittered)))[0, channel]
                 scale = objective.detach().abs().clamp_min(1.0)
@@ -349,7 +337,7 @@ def channel_scores(
     images: Sequence[Image.Image],
     *,
     batch: int = 64,
-    progress: ProgressFn | None = None,
+    progress: Progress | None = None,
     should_stop: StopFn | None = None,
 ) -> Tensor:
     """Every channel's mean activation at ``layer`` for each image, ``[N, C]`` (the network stops after the layer).
@@ -364,8 +352,7 @@ def channel_scores(
     rows = []
     with model.lock, torch.no_grad(), _layer_output(model, layer) as run:
         for first in range(0, len(images), batch):
-            if should_stop is not None and should_stop():
-                raise Cancelled("The search was cancelled.")
+            stop_if(should_stop, "The search was cancelled.")
             x = torch.cat([model.preprocess(image) for image in images[first : first + batch]])
             rows.append(_channel_means(run(x)))
             if progress is not None:

@@ -1,8 +1,8 @@
 """Layers of a loaded model: the layer table, activation capture, one unit's arithmetic, receptive fields.
 
-Every function that registers hooks holds ``model.lock``, removes its hooks in ``finally`` and leaves the module
-as it found it. Hooks ignore calls from other threads, so a prediction running beside a capture is never recorded
-into it.
+Every function that registers hooks holds ``model.lock`` and registers them through
+:class:`~cnn_explorer.hooks.ForwardHooks`: they ignore calls from other threads, so a prediction running beside a
+capture is never recorded into it, and are removed on exit, leaving the module as it was found.
 
 Layers are the LEAF modules (modules without children) in the order they run. A module called more than once in
 one forward pass (ResNet's ``BasicBlock`` calls its ``relu`` twice) is one layer per call: the first call is named
@@ -18,10 +18,9 @@ pass both dicts to :func:`explain_unit`.
 from __future__ import annotations
 
 import math
-import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -30,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
+from cnn_explorer.hooks import ForwardHooks, StopForward, run_until_stopped
 from cnn_explorer.zoo import LoadedModel
 
 __all__ = [
@@ -278,10 +278,6 @@ class ActivationStats:
 # ── layer names and hooks ───────────────────────────────────────────────────────────────────────────────────────
 
 
-class _StopForward(Exception):
-    """Raised from a hook to end a forward pass once the wanted layers have run."""
-
-
 def _layer_key(path: str, call: int) -> str:
     return path if call == 1 else f"{path}{_CALL_MARK}{call}"
 
@@ -323,51 +319,40 @@ def _first_tensor(value: Any) -> Tensor | None:
     return None
 
 
-_BeforeHook = Callable[[str, nn.Module, Tensor | None], None]
-_AfterHook = Callable[[str, nn.Module, Tensor | None], None]
+_LayerHook = Callable[[str, nn.Module, Tensor | None], None]
 
 
 @contextmanager
 def _hooked(
-    root: nn.Module, paths: Iterable[str], *, before: _BeforeHook | None = None, after: _AfterHook | None = None
+    root: nn.Module, paths: Iterable[str], *, before: _LayerHook | None = None, after: _LayerHook | None = None
 ) -> Iterator[None]:
     """Call ``before(key, module, input)`` and ``after(key, module, output)`` around each call of the modules at
-    ``paths`` in this thread; every hook is removed on exit, also when the forward pass raised."""
-    owner = threading.get_ident()
+    ``paths`` in this thread (``key`` is the layer name with its call mark); every hook is removed on exit, also when
+    the forward pass raised."""
     calls: dict[str, int] = {}
-    handles = []
 
-    def make_hooks(path: str) -> tuple[Callable[..., None], Callable[..., None]]:
+    def hook_pair(path: str) -> tuple[Callable[..., None], Callable[..., None]]:
         def pre_hook(module: nn.Module, args: tuple[Any, ...]) -> None:
-            if threading.get_ident() != owner:  # another thread's forward pass through the shared module
-                return
             calls[path] = calls.get(path, 0) + 1
             if before is not None:
                 before(_layer_key(path, calls[path]), module, _first_tensor(args))
 
         def post_hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
-            if threading.get_ident() != owner or after is None:
-                return
-            after(_layer_key(path, calls[path]), module, _first_tensor(output))
+            if after is not None:
+                after(_layer_key(path, calls[path]), module, _first_tensor(output))
 
         return pre_hook, post_hook
 
-    try:
+    with ForwardHooks() as hooks:
         for path in dict.fromkeys(paths):
             module = root.get_submodule(path)
-            pre_hook, post_hook = make_hooks(path)
-            handles.append(module.register_forward_pre_hook(pre_hook))
-            handles.append(module.register_forward_hook(post_hook))
+            pre_hook, post_hook = hook_pair(path)
+            hooks.before(module, pre_hook)
+            hooks.after(module, post_hook)
         yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
-def _run(root: nn.Module, x: Tensor) -> None:
-    """A forward pass that a hook may end early with :class:`_StopForward`."""
-    with suppress(_StopForward):
-        root(x)
+_run = run_until_stopped  # a name of this module, so that a test can count the forward passes it runs
 
 
 def _snapshot(t: Tensor) -> Tensor:
@@ -408,13 +393,13 @@ def _capture(
         if inputs and value is not None and (wanted is None or key in wanted):
             captured_inputs[key] = _snapshot(value)
             if done():
-                raise _StopForward
+                raise StopForward
 
     def after(key: str, module: nn.Module, value: Tensor | None) -> None:
         if outputs and value is not None and (wanted is None or key in wanted):
             captured_outputs[key] = _snapshot(value)
             if done():
-                raise _StopForward
+                raise StopForward
 
     with model.lock, torch.no_grad(), _hooked(root, paths, before=before, after=after):
         _run(root, x)
@@ -1163,7 +1148,7 @@ def effective_receptive_field(model: LoadedModel, x: Tensor, layer: str, index: 
     def after(key: str, module: nn.Module, value: Tensor | None) -> None:
         if key == layer and value is not None:
             found["output"] = value
-            raise _StopForward
+            raise StopForward
 
     with model.lock, inplace_disabled(root), torch.enable_grad():
         image = x[:1].detach().clone().requires_grad_(True)

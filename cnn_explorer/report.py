@@ -18,7 +18,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
@@ -34,6 +34,7 @@ from torch import Tensor
 from cnn_explorer import render
 from cnn_explorer.attribution import METHODS, Explanation, explain
 from cnn_explorer.layers import LayerInfo, UnknownLayer, capture_activations, list_layers
+from cnn_explorer.progress import Progress, Status
 from cnn_explorer.trust import METRICS, TrustReport, trust_report
 from cnn_explorer.zoo import LoadedModel, Prediction, predict
 
@@ -54,7 +55,6 @@ DEFAULT_METHODS = ("gradcam", "saliency")
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 PDF_TIMEOUT_S = 120.0
 
-ProgressFn = Callable[[float, str], None]  # (fraction done 0 … 1, what is being computed)
 
 _TOP_K = 5
 _PAGE_PX = 680  # A4's printable width with 15 mm margins, in CSS pixels (96 per inch)
@@ -109,7 +109,7 @@ def build_report(
     trust: bool = True,
     image_label: str = "",
     trust_settings: Mapping[str, Any] | None = None,
-    progress: ProgressFn | None = None,
+    progress: Status | None = None,
 ) -> Report:
     """Compute everything the report shows for ``model`` on ``image`` and lay it out as one HTML page.
 
@@ -327,10 +327,10 @@ def _effective_trust_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
 class _Ticker:
     """Turns the steps of :func:`build_report` into one fraction for a progress callback."""
 
-    def __init__(self, progress: ProgressFn | None, total: float) -> None:
+    def __init__(self, progress: Status | None, total: float) -> None:
         self._progress, self._total, self._done = progress, max(total, 1.0), 0.0
 
-    def step(self, what: str, share: float = 1.0) -> Callable[[float], None] | None:
+    def step(self, what: str, share: float = 1.0) -> Progress | None:
         """Report that ``what`` starts and count it as done; returns a progress callback for its inside."""
         offset, self._done = self._done, self._done + share
         if self._progress is None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -23,8 +22,8 @@ import torch.nn.functional as F
 from captum.robust import FGSM, PGD
 from torch import Tensor
 
-from cnn_explorer.attribution import Cancelled
 from cnn_explorer.pixels import normalize, pixel_logits
+from cnn_explorer.progress import Progress, StopFn, ticker
 from cnn_explorer.zoo import LoadedModel, Prediction, predict
 
 __all__ = [
@@ -39,8 +38,7 @@ __all__ = [
     "smallest_flip",
 ]
 
-ProgressFn = Callable[[float], None]
-StopFn = Callable[[], bool]
+_CANCELLED = "The attack was cancelled."
 
 DEFAULT_MAX_EPSILON = 32 / 255
 DEFAULT_TOLERANCE = 0.25 / 255  # a quarter of a grey level: finer than any 8-bit image can store
@@ -177,20 +175,6 @@ def _perturb(
         return pgd.perturb(pixels, radius=epsilon, step_size=step_size, step_num=steps, target=target)
 
 
-def _ticker(total: int, progress: ProgressFn | None, should_stop: StopFn | None) -> Callable[[], None]:
-    done = 0
-
-    def tick() -> None:
-        nonlocal done
-        if should_stop is not None and should_stop():
-            raise Cancelled("The attack was cancelled.")
-        if progress is not None:
-            progress(min(done / max(total, 1), 1.0))
-        done += 1
-
-    return tick
-
-
 def attack(
     model: LoadedModel,
     pixels: Tensor,
@@ -199,7 +183,7 @@ def attack(
     *,
     steps: int = 10,
     step_size: float | None = None,
-    progress: ProgressFn | None = None,
+    progress: Progress | None = None,
     should_stop: StopFn | None = None,
 ) -> AttackResult:
     """Attack the model's prediction on one image.
@@ -212,7 +196,7 @@ def attack(
         steps: PGD's steps (FGSM takes one).
         step_size: PGD's step; default :func:`pgd_step_size`.
         progress: Called with the fraction done before every forward pass.
-        should_stop: Polled before every forward pass; True raises :class:`~cnn_explorer.attribution.Cancelled`.
+        should_stop: Polled before every forward pass; True raises :class:`~cnn_explorer.progress.Cancelled`.
 
     Raises:
         ValueError: Unknown method, pixels of the wrong shape or outside ``[0, 1]``, ε outside ``[0, 1]``.
@@ -224,7 +208,7 @@ def attack(
     step_size = (step_size if step_size is not None else pgd_step_size(epsilon, steps)) if iterative else epsilon
     pixels = pixels.detach().to(torch.float32)
     started = time.perf_counter()
-    tick = _ticker(steps, progress, should_stop)
+    tick = ticker(steps, progress, should_stop, _CANCELLED)
     with model.lock:
         before = predict(model, normalize(model, pixels), k=min(_TOP_K, len(model.class_names)))
         label = before.top[0][0]
@@ -281,7 +265,7 @@ def smallest_flip(
     max_epsilon: float = DEFAULT_MAX_EPSILON,
     tolerance: float = DEFAULT_TOLERANCE,
     steps: int = 10,
-    progress: ProgressFn | None = None,
+    progress: Progress | None = None,
     should_stop: StopFn | None = None,
 ) -> FlipSearch:
     """Bisect ε in ``[0, max_epsilon]`` for the smallest attack that changes the prediction.
@@ -299,7 +283,7 @@ def smallest_flip(
         tolerance: Width of the final interval.
         steps: PGD's steps per attack.
         progress: Called with the fraction done before every forward pass.
-        should_stop: Polled before every forward pass; True raises :class:`~cnn_explorer.attribution.Cancelled`.
+        should_stop: Polled before every forward pass; True raises :class:`~cnn_explorer.progress.Cancelled`.
 
     Raises:
         ValueError: As :func:`attack`, or a tolerance not between 0 and ``max_epsilon``.
@@ -311,7 +295,7 @@ def smallest_flip(
         )
     steps = steps if ATTACKS[method].iterative else 1
     rounds = 1 + max(0, math.ceil(math.log2(max_epsilon / tolerance)))
-    tick = _ticker(rounds * steps, progress, should_stop)
+    tick = ticker(rounds * steps, progress, should_stop, _CANCELLED)
     pixels = pixels.detach().to(torch.float32)
     probes: list[tuple[float, int]] = []
     started = time.perf_counter()

@@ -25,6 +25,7 @@ from cnn_explorer import architectures, data, diagnostics, ood, runs, zoo
 from cnn_explorer.attribution import cam_layers, default_cam_layer, explain
 from cnn_explorer.layers import capture_activations, list_layers
 from cnn_explorer.preprocess import Preprocess
+from cnn_explorer.progress import Cancelled, StopFn
 from cnn_explorer.runspec import ModelSpec, RunSpec, Settings
 from cnn_explorer.training import (
     BatchProgress,
@@ -104,18 +105,11 @@ class Outcome:
         }
 
 
-class _StopRequested(BaseException):
-    """A stop asked for outside the loop (while the data is prepared). A BaseException so that a library's
-    ``except Exception`` around our progress callback cannot turn it into a dataset error."""
-
-
 class _StopCheck:
     """``should_stop`` for the loop: the run's stop flag (looked at every ``STOP_POLL_S``) or the caller's own;
     ``on_poll`` runs at each look."""
 
-    def __init__(
-        self, run_id: str, extra: Callable[[], bool] | None, on_poll: Callable[[], None] | None = None
-    ) -> None:
+    def __init__(self, run_id: str, extra: StopFn | None, on_poll: Callable[[], None] | None = None) -> None:
         self.run_id, self.extra, self.on_poll = run_id, extra, on_poll
         self.next_look, self.requested = 0.0, False
 
@@ -133,14 +127,14 @@ class _StopCheck:
     def check(self) -> None:
         self.next_look = 0.0
         if self():
-            raise _StopRequested
+            raise Cancelled("Stopped before training began.")  # asked for outside the loop (data, model)
 
 
 def execute(
     run_id: str | int,
     *,
     log: LogFn | None = None,
-    should_stop: Callable[[], bool] | None = None,
+    should_stop: StopFn | None = None,
     on_poll: Callable[[], None] | None = None,
 ) -> Outcome:
     """Train a claimed ("running") run to its end, writing metrics, progress, checkpoints, time-lapse and results.
@@ -167,8 +161,8 @@ def execute(
     session = _Session(run.id, run.spec, log, stop)
     try:
         status, message = session.run()
-    except _StopRequested:
-        status, message = "stopped", "Stopped before training began."
+    except Cancelled as stopped:
+        status, message = "stopped", str(stopped)
     except TrainingDiverged as err:
         status, message = "failed", str(err)
         session.results_after_failure()
@@ -408,7 +402,7 @@ class _Session:
             "torch": torch.__version__,
         }
 
-    def _write_results(self, should_stop: Callable[[], bool] | None) -> None:
+    def _write_results(self, should_stop: StopFn | None) -> None:
         if self.module is None or self.best_epoch is None or not len(self.prepared.val):
             return
         try:

@@ -33,7 +33,9 @@ import torch
 from captum import metrics as captum_metrics
 from torch import Tensor, nn
 
-from cnn_explorer.attribution import Cancelled, Explanation, blurred, explain, explain_batch, resolve_target
+from cnn_explorer.attribution import Explanation, blurred, explain, explain_batch, resolve_target
+from cnn_explorer.hooks import ForwardHooks
+from cnn_explorer.progress import Progress, StopFn, stop_if, ticker
 from cnn_explorer.zoo import LoadedModel
 
 __all__ = [
@@ -56,8 +58,7 @@ __all__ = [
     "trust_report",
 ]
 
-ProgressFn = Callable[[float], None]  # fraction done, 0 … 1
-StopFn = Callable[[], bool]
+_CANCELLED = "The trust checks were cancelled."
 
 # Layers whose weights the randomization check re-initializes (Adebayo et al. randomize every layer with learned
 # weights; normalization layers only rescale channels and are kept).
@@ -228,7 +229,7 @@ def deletion_insertion(
     steps: int = 20,
     batch: int = 32,
     seed: int = 0,
-    progress: ProgressFn | None = None,
+    progress: Progress | None = None,
     should_stop: StopFn | None = None,
 ) -> DeletionInsertion:
     """Deletion and insertion curves (Petsiuk et al. 2018, RISE, https://arxiv.org/abs/1806.07421).
@@ -250,7 +251,7 @@ def deletion_insertion(
         batch: Images per forward pass.
         seed: Seeds the random pixel order of the baseline curves.
         progress: Called with the fraction done after each forward pass.
-        should_stop: Polled before each forward pass; True raises :class:`Cancelled`.
+        should_stop: Polled before each forward pass; True raises :class:`~cnn_explorer.progress.Cancelled`.
 
     Raises:
         ValueError: Bad shapes, a non-finite heatmap, or ``steps``/``batch``/``target`` out of range.
@@ -273,7 +274,7 @@ def deletion_insertion(
     zero, blur = torch.zeros_like(x), blurred(x)
     runs = [(salient, x, zero), (salient, blur, x), (shuffled, x, zero), (shuffled, blur, x)]
     passes = len(runs) * math.ceil((steps + 1) / batch)
-    tick = _ticker(passes, progress, should_stop)
+    tick = ticker(passes, progress, should_stop, _CANCELLED)
 
     curves = []
     for order, start, end in runs:
@@ -394,13 +395,10 @@ def _execution_order(module: nn.Module, input_size: tuple[int, int, int]) -> lis
         if names[m] not in seen:
             seen.append(names[m])
 
-    handles = [m.register_forward_pre_hook(record) for m in names]
-    try:
-        with torch.no_grad():
-            module(torch.zeros(1, *input_size))
-    finally:
-        for handle in handles:
-            handle.remove()
+    with ForwardHooks() as hooks, torch.no_grad():
+        for m in names:
+            hooks.before(m, record)
+        module(torch.zeros(1, *input_size))
     return seen
 
 
@@ -411,7 +409,7 @@ def randomization_check(
     *,
     seed: int = 0,
     max_steps: int | None = None,
-    progress: ProgressFn | None = None,
+    progress: Progress | None = None,
     should_stop: StopFn | None = None,
 ) -> RandomizationCheck:
     """Cascading model-parameter randomization (Adebayo et al. 2018, https://arxiv.org/abs/1810.03292).
@@ -438,7 +436,7 @@ def randomization_check(
         seed: Seeds the new weights; also passed to :func:`explain` (use the seed the explanation was made with).
         max_steps: Group the layers into at most this many steps (deep models); None: one layer per step.
         progress: Called with the fraction done after each step.
-        should_stop: Polled before each forward pass; True raises :class:`Cancelled`.
+        should_stop: Polled before each forward pass; True raises :class:`~cnn_explorer.progress.Cancelled`.
 
     Raises:
         ValueError: Bad shapes or ``max_steps``, or a model without conv or linear layers.
@@ -677,7 +675,7 @@ def sensitivity(
         samples: Number of perturbations (captum's ``n_perturb_samples``).
         batch: Perturbed inputs explained per call.
         seed: Seeds the noise (a private generator) and is passed to :func:`explain_batch`.
-        should_stop: Polled before each forward pass; True raises :class:`Cancelled`.
+        should_stop: Polled before each forward pass; True raises :class:`~cnn_explorer.progress.Cancelled`.
 
     Raises:
         ValueError: Bad shapes or arguments.
@@ -800,7 +798,7 @@ def trust_report(
     max_steps: int | None = 8,
     infidelity_samples: int = 16,
     sensitivity_samples: int = 4,
-    progress: ProgressFn | None = None,
+    progress: Progress | None = None,
     should_stop: StopFn | None = None,
 ) -> TrustReport:
     """Explain ``x`` with ``method`` and run every trust check on the result (see ``METRICS`` for how to read them).
@@ -820,7 +818,7 @@ def trust_report(
         infidelity_samples: Perturbations for infidelity (forward passes only: cheap).
         sensitivity_samples: Perturbations for sensitivity (one explanation each: as costly as the method).
         progress: Called with the fraction done (0 … 1).
-        should_stop: Polled before every forward pass; True raises :class:`Cancelled`.
+        should_stop: Polled before every forward pass; True raises :class:`~cnn_explorer.progress.Cancelled`.
 
     Raises:
         ValueError: Unknown method, target, layer or parameter, bad shapes or counts.
@@ -831,7 +829,7 @@ def trust_report(
     phases = {"explain": 1.0, "curves": 1.0, "randomization": 4.0, "infidelity": 0.5, "sensitivity": 2.0}
     done = 0.0
 
-    def phase(name: str) -> ProgressFn | None:
+    def phase(name: str) -> Progress | None:
         if progress is None:
             return None
         offset, share, total = done, phases[name], sum(phases.values())
@@ -888,7 +886,7 @@ def trust_report(
         should_stop=should_stop,
     )
     finish("randomization")
-    _stop_if(should_stop)
+    stop_if(should_stop, _CANCELLED)
     infid = infidelity(model, x, explanation, samples=infidelity_samples, batch=batch, seed=seed)
     finish("infidelity")
     sens = sensitivity(
@@ -951,22 +949,3 @@ def _target(model: LoadedModel, x: Tensor, target: int | str | None) -> int:
         return resolve_target(model, target)
     with model.lock, torch.no_grad():
         return int(model.module(x).argmax(dim=1))
-
-
-def _ticker(passes: int, progress: ProgressFn | None, should_stop: StopFn | None) -> Callable[[], None]:
-    """Called before each forward pass: honours cancellation, then reports the fraction done so far."""
-    done = 0
-
-    def tick() -> None:
-        nonlocal done
-        _stop_if(should_stop)
-        if progress is not None:
-            progress(min(done / passes, 1.0))
-        done += 1
-
-    return tick
-
-
-def _stop_if(should_stop: StopFn | None) -> None:
-    if should_stop is not None and should_stop():
-        raise Cancelled("The trust checks were cancelled.")

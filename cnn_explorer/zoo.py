@@ -8,16 +8,10 @@ browser session).
 
 from __future__ import annotations
 
-import errno
-import hashlib
 import json
 import os
 import re
-import socket
-import tempfile
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -28,9 +22,10 @@ import torch
 import torchvision.models
 from torch import Tensor, nn
 
-from cnn_explorer import diagnostics, runs
+from cnn_explorer import diagnostics, downloads, runs
 from cnn_explorer.architectures import ARCHITECTURES
 from cnn_explorer.preprocess import Preprocess
+from cnn_explorer.progress import ByteProgress
 from cnn_explorer.runspec import RunSpec
 
 __all__ = [
@@ -48,13 +43,8 @@ __all__ = [
 
 ASSETS_MODELS = Path(__file__).resolve().parent.parent / "assets" / "models"
 IMAGENET_MODELS = ("alexnet", "vgg16", "resnet18", "mobilenet_v3_small")
-_DOWNLOAD_TIMEOUT_S = 10
-_NETWORK_ERRNOS = {errno.ENETUNREACH, errno.ENETDOWN, errno.EHOSTUNREACH}  # no route out: no internet connection
-_DISK_ERRNOS = {errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EDQUOT}
 # torch.hub's convention: a checkpoint file name ends with the first digits of its SHA-256.
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]*)\.")
-
-ProgressFn = Callable[[int, int | None], None]  # (bytes done, bytes total or None)
 
 
 class ModelUnavailable(RuntimeError):
@@ -102,7 +92,7 @@ class ModelEntry:
     family: str
     summary: str
     is_ready: Callable[[], bool]
-    load: Callable[[ProgressFn | None], LoadedModel]
+    load: Callable[[ByteProgress | None], LoadedModel]
 
 
 @dataclass(frozen=True)
@@ -135,7 +125,7 @@ def model_entry(name: str) -> ModelEntry:
     return registry[name]
 
 
-def load_model(name: str, progress: ProgressFn | None = None) -> LoadedModel:
+def load_model(name: str, progress: ByteProgress | None = None) -> LoadedModel:
     """Load a model by registry name.
 
     Args:
@@ -230,7 +220,7 @@ def _imagenet_summary(name: str, weights: torchvision.models.WeightsEnum) -> str
     )
 
 
-def _load_imagenet(name: str, weights: torchvision.models.WeightsEnum, progress: ProgressFn | None) -> LoadedModel:
+def _load_imagenet(name: str, weights: torchvision.models.WeightsEnum, progress: ByteProgress | None) -> LoadedModel:
     path = _checkpoint_path(weights)
     if not path.exists():
         _download(weights.url, path, progress, name)
@@ -363,56 +353,24 @@ def _checkpoint_path(weights: torchvision.models.WeightsEnum) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
 
 
-def _download(url: str, path: Path, progress: ProgressFn | None, name: str | None = None) -> None:
-    """Download ``url`` to ``path`` atomically, checking the hash prefix in the file name as torch.hub does.
+def _download(url: str, path: Path, progress: ByteProgress | None, name: str | None = None) -> None:
+    """Download ``url`` to ``path`` (:func:`~cnn_explorer.downloads.download`), checking the hash prefix in the file
+    name as torch.hub does; a failure is a :class:`ModelUnavailable` that says why and what to do.
 
     Args:
         name: The model the weights are for, named in the messages (default: the file's name).
     """
-    what = f"{name}'s weights" if name else f"The weights {path.name}"
-
-    def unavailable(reason: str, fix: str = "connect to the internet and choose it again") -> ModelUnavailable:
-        return ModelUnavailable(
-            f"{what} are not on this computer and could not be downloaded ({reason}). To use it: {fix}, or put "
-            f"the file {path.name} (from {url}) in {path.parent}."
-        )
-
-    if os.environ.get("CNN_EXPLORER_OFFLINE"):
-        raise unavailable("the app is set to work offline", "start the app online without CNN_EXPLORER_OFFLINE set")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
-        try:
-            with urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT_S) as response:
-                length = response.headers.get("Content-Length")
-                total = int(length) if length else None
-                done = 0
-                while chunk := response.read(1 << 20):
-                    tmp.write(chunk)
-                    digest.update(chunk)
-                    done += len(chunk)
-                    if progress is not None:
-                        progress(done, total)
-        except (urllib.error.URLError, OSError, TimeoutError) as err:
-            tmp.close()
-            os.unlink(tmp.name)
-            raise unavailable(_plain_reason(err)) from err
     match = _HASH_IN_NAME.search(path.name)
-    if match and not digest.hexdigest().startswith(match.group(1)):
-        os.unlink(tmp.name)
-        raise ModelUnavailable(f"The download of {path.name} was corrupted (hash mismatch). Choose the model again.")
-    os.replace(tmp.name, path)
-
-
-def _plain_reason(err: BaseException) -> str:
-    """Why a download failed, in words (never the raw ``<urlopen error …>``)."""
-    if isinstance(err, urllib.error.HTTPError):
-        return f"the server answered {err.code} {err.reason}".rstrip()
-    cause = err.reason if isinstance(err, urllib.error.URLError) else err
-    if isinstance(cause, TimeoutError):
-        return "the download timed out"
-    if isinstance(cause, OSError) and cause.errno in _DISK_ERRNOS:
-        return f"it could not be saved: {os.strerror(cause.errno).lower()}"
-    if isinstance(cause, str | socket.gaierror | ConnectionError) or getattr(cause, "errno", None) in _NETWORK_ERRNOS:
-        return "no internet connection"
-    return "the connection failed"
+    try:
+        downloads.download(url, path, progress, sha256_prefix=match.group(1) if match else None)
+    except downloads.DownloadError as err:
+        what = f"{name}'s weights" if name else f"The weights {path.name}"
+        fix = (
+            f"start the app online without {downloads.OFFLINE_VARIABLE} set"
+            if isinstance(err, downloads.Offline)
+            else "connect to the internet and choose it again"
+        )
+        raise ModelUnavailable(
+            f"{what} are not on this computer and could not be downloaded ({err.reason}). To use it: {fix}, or put "
+            f"the file {path.name} (from {url}) in {path.parent}."
+        ) from err

@@ -509,3 +509,20 @@ def test_on_a_larger_machine_the_worker_leaves_the_app_the_cores_it_uses():
     machine.spend(0.5, own=2.0, others=3.6)  # more than the app's share: the worker still trains
     share.adjust()
     assert share.threads == 1 and machine.threads == [4, 3, 2, 1]
+
+
+def test_a_stop_asked_for_while_the_data_is_read_ends_the_run_before_training() -> None:
+    """The stop is seen in the data's progress callback (inside ``data.load_all``) and reaches ``execute`` as
+    :class:`~cnn_explorer.progress.Cancelled`, through the library code in between."""
+    run = runs.create_run(TINY)
+    assert runs.claim_run(run.id, os.getpid())
+    looks = []
+
+    def stop_after_the_first_look() -> bool:
+        looks.append(runs.read_progress(run.id))
+        return len(looks) > 1
+
+    outcome = runner.execute(run.id, should_stop=stop_after_the_first_look)
+    assert (outcome.status, outcome.message) == ("stopped", "Stopped before training began.")
+    assert looks[1]["phase"] == "preparing data"  # stopped while the data was prepared, not before
+    assert runs.get_run(run.id).status == "stopped"
