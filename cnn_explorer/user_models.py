@@ -49,9 +49,10 @@ import torchvision.models
 from torch import Tensor, nn
 
 from cnn_explorer.architectures import ARCHITECTURES
+from cnn_explorer.model import LoadedModel, ModelEntry, ModelUnavailable
+from cnn_explorer.model_registry import register_source
 from cnn_explorer.preprocess import Preprocess
 from cnn_explorer.runs import home
-from cnn_explorer.zoo import LoadedModel, ModelEntry, ModelUnavailable
 
 __all__ = [
     "ARCHITECTURE_NAMES",
@@ -395,6 +396,7 @@ def _read(folder: Path) -> UserModel:
 # ── the zoo's view ──────────────────────────────────────────────────────────────────────────────────────────────
 
 
+@register_source(order=40)
 def entries() -> dict[str, ModelEntry]:
     """The added models as zoo entries (read at every call: models are added and removed while the app runs)."""
     return {

@@ -55,7 +55,7 @@ from cnn_explorer.data import (
 from cnn_explorer.images import load_image
 from cnn_explorer.preprocess import Preprocess
 from cnn_explorer.runspec import DATASET_KINDS, Augmentation, DataSpec
-from cnn_explorer.zoo import ASSETS_MODELS
+from cnn_explorer.sources.builtin import ASSETS_MODELS
 
 LUMA = np.array([0.299, 0.587, 0.114])
 LABELS = range(len(SHAPE_CLASSES))

@@ -1,7 +1,6 @@
 """The model registry: one contract over every registered model, the shipped accuracy, the hub cache."""
 
 import errno
-import hashlib
 import json
 import socket
 import ssl
@@ -14,10 +13,12 @@ import torch
 import torchvision.models
 from PIL import Image
 
-from cnn_explorer import zoo
+from cnn_explorer import hub
 from cnn_explorer.defaults import heldout_dataset
+from cnn_explorer.sources.builtin import ASSETS_MODELS
+from cnn_explorer.sources.imagenet import IMAGENET_MODELS
 from cnn_explorer.training import evaluate
-from cnn_explorer.zoo import IMAGENET_MODELS, ModelUnavailable, available_models, load_model, predict
+from cnn_explorer.zoo import ModelUnavailable, available_models, load_model, model_entry, predict
 
 BUILTIN = ("tinyvgg-shapes", "lenet5-digits")
 
@@ -59,7 +60,7 @@ def test_imagenet_preprocessing_and_classes_come_from_the_weights(name, cached_h
     assert model.class_names == tuple(weights.meta["categories"])
     assert torch.equal(model.preprocess(photo)[0], weights.transforms()(photo))
     # The weights really are the cached file's.
-    cached = torch.load(zoo._checkpoint_path(weights), weights_only=True)
+    cached = torch.load(hub._checkpoint_path(weights), weights_only=True)
     for key, value in model.module.state_dict().items():
         assert torch.equal(value, cached[key]), key
 
@@ -67,7 +68,7 @@ def test_imagenet_preprocessing_and_classes_come_from_the_weights(name, cached_h
 @pytest.mark.parametrize("name", BUILTIN)
 def test_shipped_models_reproduce_their_reported_heldout_accuracy(name):
     model = load_model(name)
-    meta = json.loads((zoo.ASSETS_MODELS / f"{name}.json").read_text())
+    meta = json.loads((ASSETS_MODELS / f"{name}.json").read_text())
     _, accuracy = evaluate(model.module, heldout_dataset(name, model.preprocess))
     assert accuracy == pytest.approx(meta["heldout"]["accuracy"], abs=1e-9)
     assert accuracy >= 0.95  # the goal of both shipped models
@@ -99,7 +100,7 @@ def test_offline_and_not_cached_fails_fast_with_instructions(tmp_path, monkeypat
     def no_network(*args, **kwargs):
         raise urllib.error.URLError("Name or service not known")
 
-    monkeypatch.setattr(zoo.urllib.request, "urlopen", no_network)
+    monkeypatch.setattr(hub.urllib.request, "urlopen", no_network)
     started = time.perf_counter()
     with pytest.raises(ModelUnavailable) as raised:
         load_model("resnet18")
@@ -111,13 +112,13 @@ def test_offline_and_not_cached_fails_fast_with_instructions(tmp_path, monkeypat
     )
     assert time.perf_counter() - started < 5
     assert not list(tmp_path.rglob("*.pth")) and not list(tmp_path.rglob(".resnet18*"))  # no partial file
-    assert not zoo.model_entry("resnet18").is_ready()
+    assert not model_entry("resnet18").is_ready()
 
 
 def test_offline_flag_refuses_without_trying(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     monkeypatch.setenv("CNN_EXPLORER_OFFLINE", "1")
-    monkeypatch.setattr(zoo.urllib.request, "urlopen", lambda *a, **k: pytest.fail("tried the network"))
+    monkeypatch.setattr(hub.urllib.request, "urlopen", lambda *a, **k: pytest.fail("tried the network"))
     with pytest.raises(ModelUnavailable) as raised:
         load_model("alexnet")
     assert str(raised.value).startswith(
@@ -146,7 +147,7 @@ def test_a_failed_download_says_why_in_words(tmp_path, monkeypatch, error: Excep
     def fail(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr(zoo.urllib.request, "urlopen", fail)
+    monkeypatch.setattr(hub.urllib.request, "urlopen", fail)
     with pytest.raises(ModelUnavailable) as raised:
         load_model("resnet18")
     message = str(raised.value)
@@ -154,36 +155,10 @@ def test_a_failed_download_says_why_in_words(tmp_path, monkeypatch, error: Excep
     assert "urlopen" not in message and "Errno" not in message and "<" not in message
 
 
-def _served_file(tmp_path: Path, content: bytes, hash_prefix: str) -> tuple[str, Path]:
-    source = tmp_path / "served" / f"weights-{hash_prefix}.pth"
-    source.parent.mkdir()
-    source.write_bytes(content)
-    return source.as_uri(), tmp_path / "cache" / source.name
-
-
-def test_download_reports_progress_and_checks_the_hash(tmp_path, monkeypatch):
-    monkeypatch.delenv("CNN_EXPLORER_OFFLINE", raising=False)
-    content = b"x" * (3 * (1 << 20) + 5)
-    url, target = _served_file(tmp_path, content, hashlib.sha256(content).hexdigest()[:8])
-    calls = []
-    zoo._download(url, target, lambda done, total: calls.append((done, total)))
-    assert target.read_bytes() == content
-    assert calls[-1] == (len(content), len(content))
-    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
-
-
-def test_download_with_wrong_hash_leaves_nothing(tmp_path, monkeypatch):
-    monkeypatch.delenv("CNN_EXPLORER_OFFLINE", raising=False)
-    url, target = _served_file(tmp_path, b"tampered", "deadbeef")
-    with pytest.raises(ModelUnavailable, match="hash mismatch"):
-        zoo._download(url, target, None)
-    assert not target.parent.exists() or not any(target.parent.iterdir())
-
-
 def test_damaged_cached_weights_say_how_to_recover(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     weights = torchvision.models.get_model_weights("resnet18").DEFAULT
-    path = zoo._checkpoint_path(weights)
+    path = hub._checkpoint_path(weights)
     path.parent.mkdir(parents=True)
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(ModelUnavailable, match="Delete the file"):
@@ -194,7 +169,7 @@ def test_a_malicious_pickle_is_not_executed(tmp_path, monkeypatch):
     # weights_only=True refuses arbitrary objects: loading must fail cleanly, never run the payload.
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     weights = torchvision.models.get_model_weights("mobilenet_v3_small").DEFAULT
-    path = zoo._checkpoint_path(weights)
+    path = hub._checkpoint_path(weights)
     path.parent.mkdir(parents=True)
     marker = tmp_path / "pwned"
 
