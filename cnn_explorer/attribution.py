@@ -34,7 +34,7 @@ from torch.fx.experimental.optimization import fuse
 from torchcam.methods import GradCAM, GradCAMpp, LayerCAM, ScoreCAM
 
 from cnn_explorer.layers import inplace_disabled
-from cnn_explorer.zoo import LoadedModel
+from cnn_explorer.model import LoadedModel
 
 __all__ = [
     "ACTIVATIONS",

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
-from cnn_explorer.zoo import LoadedModel
+from cnn_explorer.model import LoadedModel
 
 __all__ = [
     "HISTOGRAM_BINS",

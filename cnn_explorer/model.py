@@ -44,7 +44,8 @@ class Capabilities:
         task: What it outputs: ``"classification"`` (one score per class).
         input: What it reads: ``"image"``.
         kind: How the user knows the model's format, for messages (``"TorchScript model"``); empty for ordinary ones.
-        why_not_hooks: Why its layers are closed and what to do instead; empty when ``hooks`` is True.
+        why_not_hooks: Why its layers are closed; empty when ``hooks`` is True.
+        instead: What to do to use the views that need them; empty when ``hooks`` is True.
     """
 
     hooks: bool = True
@@ -52,6 +53,7 @@ class Capabilities:
     input: str = "image"
     kind: str = ""
     why_not_hooks: str = ""
+    instead: str = ""
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ from captum.robust import FGSM, PGD
 from torch import Tensor
 
 from cnn_explorer.attribution import Cancelled
+from cnn_explorer.model import LoadedModel, Prediction, predict
 from cnn_explorer.pixels import normalize, pixel_logits
-from cnn_explorer.zoo import LoadedModel, Prediction, predict
 
 __all__ = [
     "ATTACKS",

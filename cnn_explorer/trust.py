@@ -34,7 +34,7 @@ from captum import metrics as captum_metrics
 from torch import Tensor, nn
 
 from cnn_explorer.attribution import Cancelled, Explanation, blurred, explain, explain_batch, resolve_target
-from cnn_explorer.zoo import LoadedModel
+from cnn_explorer.model import LoadedModel
 
 __all__ = [
     "METRICS",
