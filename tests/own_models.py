@@ -1,10 +1,9 @@
-"""Shared by the tests of the user's own models (tests/test_user_models.py, tests/test_model_files.py): a fresh
-``CNN_EXPLORER_HOME`` for every test, a photo, and model files made from seeded modules."""
+"""Shared by the tests of the user's own models (tests/test_user_models.py, tests/test_model_files.py): a photo, and
+model files made from seeded modules."""
 
 import io
 from pathlib import Path
 
-import pytest
 import torch
 from PIL import Image
 from torch import nn
@@ -12,14 +11,8 @@ from torch import nn
 from cnn_explorer.zoo import load_model
 
 
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("CNN_EXPLORER_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
-
-
-@pytest.fixture
-def photo() -> Image.Image:
+def a_photo() -> Image.Image:
+    """A 120×90 photo of seeded noise."""
     pixels = torch.randint(0, 256, (90, 120, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     return Image.fromarray(pixels.numpy())
 

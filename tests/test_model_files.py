@@ -9,13 +9,15 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision.models
-from own_models import (  # home (autouse) and photo are fixtures
+from own_models import (
+    a_photo,
     models_left,
     same_predictions,
     seeded,
     state_dict_bytes,
     torchscript_bytes,
 )
+from PIL import Image
 
 from cnn_explorer import model_files, user_models
 from cnn_explorer.architectures import LeNet5, TinyVGG
@@ -23,6 +25,18 @@ from cnn_explorer.attribution import METHODS, cam_layers, explain
 from cnn_explorer.layers import list_layers
 from cnn_explorer.user_models import ModelFileError, TorchScriptModel, add_model
 from cnn_explorer.zoo import available_models, load_model
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("CNN_EXPLORER_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def photo() -> Image.Image:
+    return a_photo()
+
 
 # ── state_dict round trips ──────────────────────────────────────────────────────────────────────────────────────
 

@@ -3,21 +3,36 @@ zoo, described in plain JSON and removable; names never reach the file system un
 themselves are in tests/test_model_files.py."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
-from own_models import (  # home (autouse) and photo are fixtures
+from own_models import (
+    a_photo,
     models_left,
     seeded,
     state_dict_bytes,
     torchscript_bytes,
 )
+from PIL import Image
 
 import cnn_explorer
 from cnn_explorer import user_models
 from cnn_explorer.architectures import TinyVGG
 from cnn_explorer.user_models import add_model, remove_model
 from cnn_explorer.zoo import ModelUnavailable, available_models, load_model, model_entry
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("CNN_EXPLORER_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def photo() -> Image.Image:
+    return a_photo()
+
 
 # ── the registry: listing, loading, removing ────────────────────────────────────────────────────────────────────
 
