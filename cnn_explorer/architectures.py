@@ -7,8 +7,9 @@ reads.
 * :func:`describe_stack` computes every layer's output shape and parameter count from a stack's description alone
   (nothing is allocated), with the count of the fully connected layer a convolution stands in for, and refuses an
   impossible stack naming the layer; :func:`build_stack` builds the same layers.
-* :func:`transfer` copies a zoo model, gives it a new classifier head and chooses what trains.
-* :func:`build_model` turns a run's :class:`~cnn_explorer.runspec.ModelSpec` into a module.
+* :func:`transfer` copies a loaded model, gives it a new classifier head and chooses what trains.
+* :func:`build_model` turns a run's :class:`~cnn_explorer.runspec.ModelSpec` into a module; a transfer run's base
+  model is loaded by the caller (:func:`cnn_explorer.sources.imagenet.transfer_base`), so this module loads nothing.
 """
 
 from __future__ import annotations
@@ -20,16 +21,12 @@ import math
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from cnn_explorer.progress import ByteProgress
+from cnn_explorer.model import LoadedModel
 from cnn_explorer.runspec import LayerSpec, ModelSpec
-
-if TYPE_CHECKING:  # the zoo imports this module
-    from cnn_explorer.zoo import LoadedModel
 
 __all__ = [
     "ARCHITECTURES",
@@ -477,10 +474,9 @@ def build_model(
     num_classes: int,
     dropout: float = 0.0,
     *,
-    progress: ByteProgress | None = None,
-    pretrained: bool = True,
+    base: LoadedModel | None = None,
 ) -> nn.Module:
-    """The module a run trains: a stack built from scratch or a zoo model with a new head.
+    """The module a run trains: a stack built from scratch or a loaded model with a new head.
 
     Args:
         spec: ``kind="stack"`` (``layers``) or ``"transfer"`` (``base``, ``trainable``, ``last_n``).
@@ -488,22 +484,18 @@ def build_model(
         input_size: Side of the prepared images.
         num_classes: Classes of the data.
         dropout: Drop probability before the classifier.
-        progress: Called with (bytes done, total) while ImageNet weights download.
-        pretrained: False builds an ImageNet base's architecture without its weights (no download): to rebuild a
-            finished transfer run whose own checkpoint holds every weight.
+        base: For a transfer run, the model named by ``spec.base``, loaded by the caller
+            (:func:`cnn_explorer.sources.imagenet.transfer_base`); ignored for a stack.
 
     Raises:
-        StackError: An impossible stack, an unknown kind, or data that does not fit the base model.
-        KeyError: Unknown base model.
-        ModelUnavailable: The base model's weights are neither cached nor downloadable.
+        StackError: An impossible stack, an unknown kind, no base model, or data that does not fit the base model.
     """
     if spec.kind == "stack":
         return build_stack(spec.layers, in_channels, input_size, num_classes, dropout)
     if spec.kind != "transfer":
         raise StackError(f"Unknown model kind {spec.kind!r}: use 'stack' or 'transfer'.")
-    if not spec.base:
+    if not spec.base or base is None:
         raise StackError("A transfer run needs a base model: choose one from the model zoo.")
-    base = _load_base(spec.base, progress, pretrained)
     channels, height, width = base.input_size
     if in_channels != channels:
         raise StackError(
@@ -513,19 +505,6 @@ def build_model(
     module = transfer(base, num_classes, spec.trainable, spec.last_n, dropout)
     _check_input_fits(module, spec.base, (in_channels, input_size, input_size), num_classes, (height, width))
     return module
-
-
-def _load_base(name: str, progress: ByteProgress | None, pretrained: bool) -> LoadedModel:
-    from cnn_explorer.preprocess import Preprocess
-    from cnn_explorer.zoo import IMAGENET_MODELS, LoadedModel, load_model
-
-    if pretrained or name not in IMAGENET_MODELS:
-        return load_model(name, progress)
-    import torchvision.models
-
-    crop = torchvision.models.get_model_weights(name).DEFAULT.transforms().crop_size[0]
-    module = torchvision.models.get_model(name, weights=None).eval()
-    return LoadedModel(name, module, (3, crop, crop), (), Preprocess(crop, crop), summary=name, card="")
 
 
 def _check_input_fits(

@@ -35,8 +35,8 @@ from torchcam.methods import GradCAM, GradCAMpp, LayerCAM, ScoreCAM
 
 from cnn_explorer.hooks import ForwardHooks
 from cnn_explorer.layers import inplace_disabled
+from cnn_explorer.model import LoadedModel
 from cnn_explorer.progress import Cancelled, Progress, StopFn, stop_if
-from cnn_explorer.zoo import LoadedModel
 
 __all__ = [
     "ACTIVATIONS",

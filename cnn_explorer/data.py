@@ -4,7 +4,7 @@
   on the fly and deterministic from ``(seed, index)``. They train the ``tinyvgg-shapes`` model (64×64 RGB).
 * Handwritten digits (``digit_images``, ``digits_split``): scikit-learn's bundled 1797 8×8 digits. They train the
   ``lenet5-digits`` model.
-* A training run's data (``prepare``): any kind in :data:`DATASETS` (the two above, a folder of class folders,
+* A training run's data (``prepare``): any kind in :data:`TRAINING_DATASETS` (the two above, a folder of class folders,
   MNIST, Fashion-MNIST, CIFAR-10) split, augmented and preprocessed exactly as the trained model will preprocess a
   user's image; ``preview`` and ``imbalance`` describe it for the training page.
 * Uploaded archives (``extract_zip``): a zip of class folders, checked before and while it is extracted.
@@ -51,12 +51,12 @@ from cnn_explorer.progress import ByteProgress
 from cnn_explorer.runspec import Augmentation, DataSpec
 
 __all__ = [
-    "DATASETS",
     "DIGIT_CLASSES",
     "IMAGE_EXTENSIONS",
     "MAX_ZIP_BYTES",
     "MAX_ZIP_FILES",
     "SHAPE_CLASSES",
+    "TRAINING_DATASETS",
     "DatasetError",
     "DatasetKind",
     "DatasetUnavailable",
@@ -1087,8 +1087,8 @@ def prepare(
 
 
 def _check_spec(spec: DataSpec, seed: int) -> DatasetKind:
-    if spec.kind not in DATASETS:
-        raise DatasetError(f"Unknown dataset kind {spec.kind!r}. Kinds: {', '.join(DATASETS)}.")
+    if spec.kind not in TRAINING_DATASETS:
+        raise DatasetError(f"Unknown dataset kind {spec.kind!r}. Kinds: {', '.join(TRAINING_DATASETS)}.")
     low, high = _SIZE_RANGE
     if spec.kind == "shapes":
         low = _MIN_SIZE
@@ -1102,7 +1102,7 @@ def _check_spec(spec: DataSpec, seed: int) -> DatasetKind:
         raise DatasetError(f"limit={spec.limit} leaves no training images: use None (all) or at least 1.")
     if seed < 0:
         raise DatasetError(f"Seed {seed} is negative: use a seed of 0 or more.")
-    return DATASETS[spec.kind]
+    return TRAINING_DATASETS[spec.kind]
 
 
 def _with_statistics(preprocess: Preprocess, train: LabelledImages, seed: int) -> Preprocess:
@@ -1400,7 +1400,7 @@ class _Tally:
         self.total = None if self.file_total is None or self.total is None else self.total + self.file_total
 
 
-DATASETS: dict[str, DatasetKind] = {
+TRAINING_DATASETS: dict[str, DatasetKind] = {
     kind.key: kind
     for kind in (
         DatasetKind(

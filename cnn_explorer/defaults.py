@@ -28,8 +28,8 @@ from cnn_explorer import data, digits, renderers, runs
 from cnn_explorer.architectures import ARCHITECTURES
 from cnn_explorer.preprocess import Preprocess
 from cnn_explorer.runspec import RunSpec, preset
+from cnn_explorer.sources.builtin import ASSETS_MODELS, load_builtin
 from cnn_explorer.training import evaluate
-from cnn_explorer.zoo import ASSETS_MODELS
 
 __all__ = [
     "DEFAULTS",
@@ -276,7 +276,7 @@ def _write(
         f"{test_accuracy:.1%} held-out accuracy"
     )
     settings = spec.settings
-    data_kind = data.DATASETS[spec.data.kind]
+    data_kind = data.TRAINING_DATASETS[spec.data.kind]
     data_text = (
         f"{data_kind.title}, {spec.data.size}×{spec.data.size}: "
         + (
@@ -360,10 +360,9 @@ def calibrate_ood(name: str, out_dir: Path = ASSETS_MODELS, log: Callable[[str],
         The figures written to the card (see :func:`_measure_ood`).
     """
     from cnn_explorer import ood
-    from cnn_explorer.zoo import _load_builtin
 
     default = DEFAULTS[name]
-    model = _load_builtin(out_dir / f"{name}.json")
+    model = load_builtin(out_dir / f"{name}.json")
     spec = preset(default.preset_name)
     prepared = data.prepare(spec.data, spec.settings.seed)
     data.load_all([prepared.train, prepared.val], processes=os.cpu_count() or 1)

@@ -28,12 +28,12 @@ from cnn_explorer import data
 from cnn_explorer.hooks import ForwardHooks, StopForward, run_until_stopped
 from cnn_explorer.images import SAMPLES, load_sample
 from cnn_explorer.layers import inplace_disabled, list_layers
+from cnn_explorer.model import LoadedModel
 from cnn_explorer.pixels import normalize
 from cnn_explorer.progress import Progress, StopFn, stop_if
-from cnn_explorer.zoo import LoadedModel
 
 __all__ = [
-    "DATASETS",
+    "REFERENCE_SETS",
     "ReferenceSet",
     "TopImages",
     "Visualization",
@@ -292,7 +292,7 @@ def _samples(count: int) -> list[Image.Image]:
 
 
 #: The collections, keyed by name.
-DATASETS: dict[str, ReferenceSet] = {
+REFERENCE_SETS: dict[str, ReferenceSet] = {
     spec.key: spec
     for spec in (
         ReferenceSet(
@@ -324,11 +324,11 @@ def default_dataset(model: LoadedModel) -> str:
 
 def dataset_images(key: str, count: int) -> list[Image.Image]:
     """Up to ``count`` images of the collection ``key`` (deterministic)."""
-    if key not in DATASETS:
-        raise ValueError(f"Unknown image collection {key!r}. Collections: {', '.join(DATASETS)}.")
+    if key not in REFERENCE_SETS:
+        raise ValueError(f"Unknown image collection {key!r}. Collections: {', '.join(REFERENCE_SETS)}.")
     if count < 1:
         raise ValueError(f"Ask for at least one image; got {count}.")
-    return DATASETS[key].load(count)
+    return REFERENCE_SETS[key].load(count)
 
 
 def channel_scores(

@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
 from cnn_explorer.hooks import ForwardHooks, StopForward, run_until_stopped
-from cnn_explorer.zoo import LoadedModel
+from cnn_explorer.model import LoadedModel
 
 __all__ = [
     "HISTOGRAM_BINS",

@@ -358,6 +358,7 @@ def load(path: Path) -> Detector:
 def _source(model: Any) -> tuple[str, Path | None]:
     """The model's family in the zoo and where its detector would be (None: nowhere)."""
     from cnn_explorer import runs, zoo  # at call time: zoo builds on the modules this one uses
+    from cnn_explorer.sources.builtin import ASSETS_MODELS
 
     name = model.name
     try:
@@ -365,7 +366,7 @@ def _source(model: Any) -> tuple[str, Path | None]:
     except KeyError:
         family = "unknown"
     if family == "built-in":
-        return family, zoo.ASSETS_MODELS / f"{name}{FILE_SUFFIX}"
+        return family, ASSETS_MODELS / f"{name}{FILE_SUFFIX}"
     if family == "trained run":
         run_id = name.removeprefix("run-")
         try:

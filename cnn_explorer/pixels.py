@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from cnn_explorer.zoo import LoadedModel
+from cnn_explorer.model import LoadedModel
 
 __all__ = ["image_pixels", "normalize", "pixel_logits"]
 

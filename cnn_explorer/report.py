@@ -34,9 +34,9 @@ from torch import Tensor
 from cnn_explorer import render
 from cnn_explorer.attribution import METHODS, Explanation, explain
 from cnn_explorer.layers import LayerInfo, UnknownLayer, capture_activations, list_layers
+from cnn_explorer.model import LoadedModel, Prediction, predict
 from cnn_explorer.progress import Progress, Status
 from cnn_explorer.trust import METRICS, TrustReport, trust_report
-from cnn_explorer.zoo import LoadedModel, Prediction, predict
 
 __all__ = [
     "CHROMIUM_NAMES",
@@ -113,10 +113,10 @@ def build_report(
 ) -> Report:
     """Compute everything the report shows for ``model`` on ``image`` and lay it out as one HTML page.
 
-    Every explanation is of the predicted class, at the method's default layer and parameters, drawn as the Explain
-    page draws it by default. The trust checks are :func:`~cnn_explorer.trust.trust_report`'s, with its defaults
-    unless ``trust_settings`` says otherwise (the defaults are the Explain page's, so the numbers agree with its
-    trust panel).
+    Every explanation is of the predicted class, at the method's default layer and parameters, drawn in the
+    explanations' default look (:func:`~cnn_explorer.render.heat_overlay`). The trust checks are
+    :func:`~cnn_explorer.trust.trust_report`'s, with its defaults unless ``trust_settings`` says otherwise (the app's
+    trust panel uses the same defaults, so the numbers agree with it).
 
     Args:
         model: The model; left as found.
@@ -499,7 +499,7 @@ def _explanations_section(
 <span class="nowrap">{result.seconds:.2f} s</span><br>{_text(spec.summary)} {cite}</figcaption></figure>"""
             )
             continue
-        shown = render.heat_overlay(picture, result.heatmap)  # the Explain page's default look
+        shown = render.heat_overlay(picture, result.heatmap)  # the explanations' default look
         cards.append(
             f"""<figure class="card"><h3>{_text(spec.name)}</h3>
 {_img(render.for_display(shown.image, _PICTURE_PX), f"{spec.name} over the image", pixels=True)}

@@ -22,9 +22,9 @@ import torch.nn.functional as F
 from captum.robust import FGSM, PGD
 from torch import Tensor
 
+from cnn_explorer.model import LoadedModel, Prediction, predict
 from cnn_explorer.pixels import normalize, pixel_logits
 from cnn_explorer.progress import Progress, StopFn, ticker
-from cnn_explorer.zoo import LoadedModel, Prediction, predict
 
 __all__ = [
     "ATTACKS",

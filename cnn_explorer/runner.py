@@ -27,6 +27,7 @@ from cnn_explorer.layers import capture_activations, list_layers
 from cnn_explorer.preprocess import Preprocess
 from cnn_explorer.progress import Cancelled, StopFn
 from cnn_explorer.runspec import ModelSpec, RunSpec, Settings
+from cnn_explorer.sources.imagenet import transfer_base
 from cnn_explorer.training import (
     BatchProgress,
     EpochResult,
@@ -214,7 +215,8 @@ def train_config(settings: Settings) -> TrainConfig:
 def build_module(spec: ModelSpec, build: dict[str, Any], *, pretrained: bool = True) -> nn.Module:
     """The run's network from its model spec and the build arguments recorded in ``model.json`` (``pretrained``
     False: a transfer base's architecture without its weights, to load a checkpoint into)."""
-    return architectures.build_model(spec, **build, pretrained=pretrained)
+    base = transfer_base(spec.base, pretrained=pretrained) if spec.kind == "transfer" else None
+    return architectures.build_model(spec, **build, base=base)
 
 
 def describe_architecture(spec: ModelSpec) -> str:
@@ -248,9 +250,13 @@ class _Session:
         self.stop.check()
         self._progress({"phase": "preparing data"})
         # A transfer run feeds its base model inputs like the ones it learnt on (channels, normalization).
-        base = zoo.load_model(spec.model.base, self._on_prepare).preprocess if spec.model.kind == "transfer" else None
+        base = transfer_base(spec.model.base, self._on_prepare) if spec.model.kind == "transfer" else None
         self.prepared = prepared = data.prepare(
-            spec.data, settings.seed, settings.augmentation, progress=self._on_prepare, base_preprocess=base
+            spec.data,
+            settings.seed,
+            settings.augmentation,
+            progress=self._on_prepare,
+            base_preprocess=base.preprocess if base is not None else None,
         )
         # Drawn or decoded once, in every core's process: a fixed set of 11,000 shapes reads in half the time
         # (2 cores), and the first epoch no longer waits on them batch by batch.
@@ -264,7 +270,7 @@ class _Session:
             "dropout": settings.dropout,
         }
         torch.manual_seed(settings.seed)
-        self.module = module = architectures.build_model(spec.model, **build, progress=self._on_prepare)
+        self.module = module = architectures.build_model(spec.model, **build, base=base)
         loaded = zoo.LoadedModel(
             name=f"run-{self.run_id}",
             module=module,

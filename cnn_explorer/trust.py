@@ -35,8 +35,8 @@ from torch import Tensor, nn
 
 from cnn_explorer.attribution import Explanation, blurred, explain, explain_batch, resolve_target
 from cnn_explorer.hooks import ForwardHooks
+from cnn_explorer.model import LoadedModel
 from cnn_explorer.progress import Progress, StopFn, stop_if, ticker
-from cnn_explorer.zoo import LoadedModel
 
 __all__ = [
     "METRICS",

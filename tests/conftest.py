@@ -11,7 +11,7 @@ import cnn_explorer  # noqa: F401
 # isort: split
 import torchvision.models
 
-from cnn_explorer.zoo import IMAGENET_MODELS
+from cnn_explorer.sources.imagenet import IMAGENET_MODELS
 
 # Tests never download: a model whose weights are not cached must fail fast, as offline.
 os.environ.setdefault("CNN_EXPLORER_OFFLINE", "1")

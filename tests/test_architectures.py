@@ -20,6 +20,7 @@ from cnn_explorer.architectures import (
 )
 from cnn_explorer.preprocess import Preprocess
 from cnn_explorer.runspec import LAYER_TYPES, PRESETS, LayerSpec, ModelSpec
+from cnn_explorer.sources.imagenet import transfer_base
 from cnn_explorer.zoo import LoadedModel, load_model
 
 
@@ -358,7 +359,7 @@ def test_build_model_builds_a_stack() -> None:
 
 def test_build_model_transfers_a_zoo_model() -> None:
     spec = ModelSpec(kind="transfer", base="tinyvgg-shapes", trainable="head")
-    module = build_model(spec, 3, 64, 5, dropout=0.0)
+    module = build_model(spec, 3, 64, 5, dropout=0.0, base=load_model("tinyvgg-shapes"))
     assert module(torch.randn(2, 3, 64, 64)).shape == (2, 5)
     assert _trainable(module) == {"output.weight", "output.bias"}
 
@@ -366,7 +367,7 @@ def test_build_model_transfers_a_zoo_model() -> None:
 def test_build_model_builds_an_imagenet_architecture_without_its_weights() -> None:
     # CNN_EXPLORER_OFFLINE is set for the tests and nothing is cached: pretrained=False must not need the download.
     spec = ModelSpec(kind="transfer", base="resnet18", trainable="last", last_n=1)
-    module = build_model(spec, 3, 64, 3, pretrained=False)
+    module = build_model(spec, 3, 64, 3, base=transfer_base("resnet18", pretrained=False))
     assert module.fc.out_features == 3
     assert _trainable(module) == _params_under(module, "fc", "layer4.1")
 
@@ -382,13 +383,14 @@ def test_build_model_builds_an_imagenet_architecture_without_its_weights() -> No
     ],
 )
 def test_build_model_refuses_what_cannot_work(spec: ModelSpec, channels: int, size: int, message: str) -> None:
+    base = load_model(spec.base) if spec.base else None  # the caller loads the base model
     with pytest.raises(StackError, match=message):
-        build_model(spec, channels, size, 4)
+        build_model(spec, channels, size, 4, base=base)
 
 
-def test_build_model_names_an_unknown_base() -> None:
+def test_a_transfer_base_that_is_not_registered_is_named() -> None:
     with pytest.raises(KeyError, match="Unknown model 'nonet'"):
-        build_model(ModelSpec(kind="transfer", base="nonet"), 3, 64, 4)
+        transfer_base("nonet")
 
 
 @pytest.mark.parametrize(

@@ -34,9 +34,9 @@ from cnn_explorer.data import (
     _OUTLINES,
     _STROKE_RANGE,
     _SUPERSAMPLE,
-    DATASETS,
     DIGIT_CLASSES,
     SHAPE_CLASSES,
+    TRAINING_DATASETS,
     DatasetError,
     DatasetUnavailable,
     ImageListDataset,
@@ -55,7 +55,7 @@ from cnn_explorer.data import (
 from cnn_explorer.images import load_image
 from cnn_explorer.preprocess import Preprocess
 from cnn_explorer.runspec import DATASET_KINDS, Augmentation, DataSpec
-from cnn_explorer.zoo import ASSETS_MODELS
+from cnn_explorer.sources.builtin import ASSETS_MODELS
 
 LUMA = np.array([0.299, 0.587, 0.114])
 LABELS = range(len(SHAPE_CLASSES))
@@ -408,8 +408,8 @@ def _same_items(a: list, b: list) -> bool:
 
 
 def test_every_dataset_kind_is_registered() -> None:
-    assert tuple(DATASETS) == DATASET_KINDS
-    assert all(kind.key == key and kind.load is not None for key, kind in DATASETS.items())
+    assert tuple(TRAINING_DATASETS) == DATASET_KINDS
+    assert all(kind.key == key and kind.load is not None for key, kind in TRAINING_DATASETS.items())
 
 
 # --- shapes -----------------------------------------------------------------------------------------------------

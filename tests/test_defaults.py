@@ -13,6 +13,7 @@ from cnn_explorer.__main__ import main
 from cnn_explorer.architectures import LeNet5, TinyVGG
 from cnn_explorer.defaults import ShipError, copy_by_position, ship
 from cnn_explorer.runspec import DataSpec, preset
+from cnn_explorer.sources.builtin import ASSETS_MODELS, load_builtin
 from cnn_explorer.training import evaluate
 
 
@@ -42,7 +43,7 @@ def test_a_shipped_run_predicts_exactly_like_the_run(digits_run, monkeypatch, tm
     trained = runner.build_module(runs.get_run(run_id).spec.model, info["build"])
     trained.load_state_dict(runs.load_checkpoint(run_id, "last"))
     trained.eval()
-    shipped = zoo._load_builtin(tmp_path / "lenet5-digits.json")
+    shipped = load_builtin(tmp_path / "lenet5-digits.json")
     assert isinstance(shipped.module, LeNet5)
     x = torch.randn(5, 1, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -142,7 +143,7 @@ def test_the_shapes_card_reports_every_independent_renderer_reproducibly():
     from cnn_explorer import renderers
 
     model = zoo.load_model("tinyvgg-shapes")
-    meta = json.loads((zoo.ASSETS_MODELS / "tinyvgg-shapes.json").read_text())
+    meta = json.loads((ASSETS_MODELS / "tinyvgg-shapes.json").read_text())
     measured = defaults.renderer_accuracies(model.module, model.preprocess)
     assert set(measured) == set(renderers.RENDERERS)
     for name, accuracy in measured.items():
@@ -167,7 +168,7 @@ def test_samples_include_shapes_drawn_by_the_independent_renderers(tmp_path):
         rng = np.random.default_rng([defaults._RENDERER_SAMPLE_SEED, number])
         expected = renderers.render(renderer, renderers.CLASSES.index(shape), rng, 128)
         assert np.array_equal(np.asarray(img.convert("RGB")), np.asarray(expected))
-    shipped = json.loads((Path(zoo.ASSETS_MODELS).parent / "samples" / "samples.json").read_text())
+    shipped = json.loads((Path(ASSETS_MODELS).parent / "samples" / "samples.json").read_text())
     assert {e["key"] for e in shipped} >= {f"{r}-{s}" for r, s, _ in defaults._RENDERER_SAMPLES}
 
 
@@ -180,7 +181,7 @@ def test_the_train_pages_tinyvgg_preset_stays_cnn_explainers_on_plain_shapes():
     assert defaults.DEFAULTS["tinyvgg-shapes"].preset_name == "tinyvgg-shapes"
     assert preset("tinyvgg16-varied-shapes").data.varied
     assert sum(p.numel() for p in TinyVGG().parameters()) == 19_920
-    meta = json.loads((zoo.ASSETS_MODELS / "tinyvgg-shapes.json").read_text())
+    meta = json.loads((ASSETS_MODELS / "tinyvgg-shapes.json").read_text())
     assert meta["parameters"] == 19_920
     assert "--preset tinyvgg-shapes" in meta["command"]
-    assert (zoo.ASSETS_MODELS / "tinyvgg-shapes.pt").stat().st_size <= 2**20
+    assert (ASSETS_MODELS / "tinyvgg-shapes.pt").stat().st_size <= 2**20

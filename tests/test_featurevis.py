@@ -9,7 +9,7 @@ from torch import nn
 from cnn_explorer.architectures import LeNet5, TinyVGG
 from cnn_explorer.attribution import Cancelled
 from cnn_explorer.featurevis import (
-    DATASETS,
+    REFERENCE_SETS,
     channel_scores,
     dataset_images,
     default_dataset,
@@ -148,7 +148,7 @@ def test_the_image_collections() -> None:
     assert [image.size for image in dataset_images("shapes", 3)] == [(64, 64)] * 3
     assert [image.size for image in dataset_images("digits", 2)] == [(8, 8)] * 2
     assert len(dataset_images("samples", 1000)) >= 5
-    assert set(DATASETS) == {"shapes", "digits", "samples"}
+    assert set(REFERENCE_SETS) == {"shapes", "digits", "samples"}
     with pytest.raises(ValueError, match="Unknown image collection 'cifar'"):
         dataset_images("cifar", 3)
 

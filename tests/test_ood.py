@@ -13,6 +13,7 @@ from torch import nn
 from cnn_explorer import ood, zoo
 from cnn_explorer.images import default_sample, load_sample, samples_for
 from cnn_explorer.ood_check import SAMPLE_PHOTOS, drawn_shapes
+from cnn_explorer.sources.builtin import ASSETS_MODELS
 
 
 def _tiny_model(dims: int = 2, classes: int = 2, name: str = "tiny") -> SimpleNamespace:
@@ -180,7 +181,7 @@ def test_the_digit_model_passes_its_digits_and_flags_the_cat():
 
 def test_the_detector_files_stay_small():
     for name in ("tinyvgg-shapes", "lenet5-digits"):
-        assert (zoo.ASSETS_MODELS / f"{name}{ood.FILE_SUFFIX}").stat().st_size < 200_000
+        assert (ASSETS_MODELS / f"{name}{ood.FILE_SUFFIX}").stat().st_size < 200_000
 
 
 def test_run_training_data_is_named_in_the_warning():

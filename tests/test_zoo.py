@@ -14,10 +14,12 @@ import torch
 import torchvision.models
 from PIL import Image
 
-from cnn_explorer import zoo
+from cnn_explorer import hub
 from cnn_explorer.defaults import heldout_dataset
+from cnn_explorer.sources.builtin import ASSETS_MODELS
+from cnn_explorer.sources.imagenet import IMAGENET_MODELS
 from cnn_explorer.training import evaluate
-from cnn_explorer.zoo import IMAGENET_MODELS, ModelUnavailable, available_models, load_model, predict
+from cnn_explorer.zoo import ModelUnavailable, available_models, load_model, model_entry, predict
 
 BUILTIN = ("tinyvgg-shapes", "lenet5-digits")
 
@@ -59,7 +61,7 @@ def test_imagenet_preprocessing_and_classes_come_from_the_weights(name, cached_h
     assert model.class_names == tuple(weights.meta["categories"])
     assert torch.equal(model.preprocess(photo)[0], weights.transforms()(photo))
     # The weights really are the cached file's.
-    cached = torch.load(zoo._checkpoint_path(weights), weights_only=True)
+    cached = torch.load(hub._checkpoint_path(weights), weights_only=True)
     for key, value in model.module.state_dict().items():
         assert torch.equal(value, cached[key]), key
 
@@ -67,7 +69,7 @@ def test_imagenet_preprocessing_and_classes_come_from_the_weights(name, cached_h
 @pytest.mark.parametrize("name", BUILTIN)
 def test_shipped_models_reproduce_their_reported_heldout_accuracy(name):
     model = load_model(name)
-    meta = json.loads((zoo.ASSETS_MODELS / f"{name}.json").read_text())
+    meta = json.loads((ASSETS_MODELS / f"{name}.json").read_text())
     _, accuracy = evaluate(model.module, heldout_dataset(name, model.preprocess))
     assert accuracy == pytest.approx(meta["heldout"]["accuracy"], abs=1e-9)
     assert accuracy >= 0.95  # the goal of both shipped models
@@ -111,7 +113,7 @@ def test_offline_and_not_cached_fails_fast_with_instructions(tmp_path, monkeypat
     )
     assert time.perf_counter() - started < 5
     assert not list(tmp_path.rglob("*.pth")) and not list(tmp_path.rglob(".resnet18*"))  # no partial file
-    assert not zoo.model_entry("resnet18").is_ready()
+    assert not model_entry("resnet18").is_ready()
 
 
 def test_offline_flag_refuses_without_trying(tmp_path, monkeypatch):
@@ -157,7 +159,7 @@ def test_a_failed_download_says_why_in_words(tmp_path, monkeypatch, error: Excep
 def test_damaged_cached_weights_say_how_to_recover(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     weights = torchvision.models.get_model_weights("resnet18").DEFAULT
-    path = zoo._checkpoint_path(weights)
+    path = hub._checkpoint_path(weights)
     path.parent.mkdir(parents=True)
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(ModelUnavailable, match="Delete the file"):
@@ -168,7 +170,7 @@ def test_a_malicious_pickle_is_not_executed(tmp_path, monkeypatch):
     # weights_only=True refuses arbitrary objects: loading must fail cleanly, never run the payload.
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     weights = torchvision.models.get_model_weights("mobilenet_v3_small").DEFAULT
-    path = zoo._checkpoint_path(weights)
+    path = hub._checkpoint_path(weights)
     path.parent.mkdir(parents=True)
     marker = tmp_path / "pwned"
 

@@ -9,7 +9,10 @@ import streamlit as st
 
 from cnn_explorer import user_models
 from cnn_explorer.ui.core import DEFAULT_MODEL
+from cnn_explorer.ui.views import VIEWS, missing
 from cnn_explorer.zoo import LoadedModel, model_entry
+
+_TITLES = {view.key: view.title for view in VIEWS}
 
 _OWN_KINDS = {"state_dict": "state_dict", "torchscript": "TorchScript"}
 _MODEL_MB = user_models.MAX_BYTES // 2**20  # server.maxUploadSize in .streamlit/config.toml is the same 600
@@ -137,15 +140,13 @@ def _remove_own_model(name: str) -> None:
 
 
 def unavailable(model: LoadedModel, *views: str) -> list[str]:
-    """The views among ``views`` that ``model`` cannot show (a TorchScript model and views that need its layers: see
-    ``user_models.TORCHSCRIPT_VIEWS``), said in one ``st.info`` with the reason and what to do; empty when all work."""
-    limits = user_models.limitations(model)
-    missing = [view for view in views if view in limits]
-    if missing:
-        titles = {v.key: v.title for v in user_models.TORCHSCRIPT_VIEWS}
-        lines = [f"- **{titles[view]}**: {limits[view]}" for view in missing]
-        st.info(f"{model.name} is a TorchScript model, so this is not available:\n" + "\n".join(lines))
-    return missing
+    """The views among ``views`` that ``model`` cannot show (what the model allows against what each view needs: see
+    :mod:`cnn_explorer.ui.views`), said in one ``st.info`` with the reason and what to do; empty when all work."""
+    reasons = missing(model, *views)
+    if reasons:
+        lines = [f"- **{_TITLES[view]}**: {reason}" for view, reason in reasons.items()]
+        st.info(f"{model.name} is a {model.capabilities.kind}, so this is not available:\n" + "\n".join(lines))
+    return list(reasons)
 
 
 def require_view(model: LoadedModel, view: str) -> None:

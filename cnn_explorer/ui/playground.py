@@ -19,7 +19,7 @@ from cnn_explorer.attribution import (
     default_cam_layer,
 )
 from cnn_explorer.featurevis import (
-    DATASETS,
+    REFERENCE_SETS,
     channel_scores,
     dataset_images,
     default_dataset,
@@ -658,9 +658,9 @@ def filter_view(model: LoadedModel, image: Image.Image, digest: str) -> None:
         channel = bounded_number(f"{label} (0…{count - 1})", count - 1, f"fv_channel_{model.name}")
     collection = collection_col.selectbox(
         "Compare with",
-        list(DATASETS),
-        index=list(DATASETS).index(default_dataset(model)),
-        format_func=lambda k: DATASETS[k].name,
+        list(REFERENCE_SETS),
+        index=list(REFERENCE_SETS).index(default_dataset(model)),
+        format_func=lambda k: REFERENCE_SETS[k].name,
         key=f"fv_collection_{model.name}",
     )
     with st.expander("Optimization settings"):
@@ -709,10 +709,10 @@ def filter_view(model: LoadedModel, image: Image.Image, digest: str) -> None:
                 width=420,
             )
     with favourites:
-        st.markdown(f"**The {_TOP_IMAGES} {DATASETS[collection].name.lower()} with its highest mean activation**")
+        st.markdown(f"**The {_TOP_IMAGES} {REFERENCE_SETS[collection].name.lower()} with its highest mean activation**")
         scores = computed(
             scores_key,
-            f"Running {DATASETS[collection].name.lower()} through {layer}",
+            f"Running {REFERENCE_SETS[collection].name.lower()} through {layer}",
             lambda progress: channel_scores(
                 model, layer, cached_dataset_images(collection, _COLLECTION_SIZE), progress=progress
             ),
@@ -726,7 +726,7 @@ def filter_view(model: LoadedModel, image: Image.Image, digest: str) -> None:
                 st.warning(top.note, icon=":material/info:")
             st.image(render.image_grid([pictures[i] for i in top.indices], cell=104))
             st.caption(
-                f"Out of {scores.shape[0]} images: {DATASETS[collection].description} Mean activation of each, "
+                f"Out of {scores.shape[0]} images: {REFERENCE_SETS[collection].description} Mean activation of each, "
                 "strongest first: " + ", ".join(f"{score:.3g}" for score in top.scores)
             )
 

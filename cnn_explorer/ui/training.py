@@ -18,7 +18,7 @@ from cnn_explorer.architectures import TRAINABLE, StackError, describe_stack
 from cnn_explorer.attribution import (
     explain,
 )
-from cnn_explorer.data import DATASETS as TRAINING_DATA
+from cnn_explorer.data import TRAINING_DATASETS as TRAINING_DATA
 from cnn_explorer.data import (
     DatasetError,
     DatasetUnavailable,
@@ -299,7 +299,7 @@ def _nearest(options: Sequence[float], value: float) -> float:
 
 def transfer_form(key: str) -> ModelSpec:
     """Start from a zoo model: which one, and what trains."""
-    # A TorchScript model's classifier cannot be replaced (user_models.TORCHSCRIPT_VIEWS): not offered.
+    # A TorchScript model's classifier cannot be replaced (it declares no hooks: ui/views.py): not offered.
     names = [n for n in available_models() if model_entry(n).is_ready() and not user_models.is_torchscript(n)]
     base_col, trainable_col, last_col = st.columns([2, 2, 1])
     base = base_col.selectbox("Start from", names, key=f"{key}_base", format_func=_model_label)

@@ -1,6 +1,7 @@
 """AppTest for "Add your own model" in the sidebar: upload a state_dict or a TorchScript file, pick it, and every page
 either works with it or says why it cannot (a TorchScript model's layers cannot be hooked)."""
 
+import dataclasses
 import io
 import tomllib
 from pathlib import Path
@@ -11,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from cnn_explorer import user_models
 from cnn_explorer.images import sample_bytes
+from cnn_explorer.ui.views import VIEWS, missing
 from cnn_explorer.zoo import available_models, load_model
 
 PAGES = ["pages/home.py", "pages/layers.py", "pages/explain.py", "pages/playground.py", "pages/robustness.py"]
@@ -166,3 +168,19 @@ def test_the_model_uploader_states_its_true_limit(app: AppTest) -> None:
     styles = [h.proto.body for h in app.get("html") if "stFileUploaderDropzoneInstructions" in h.proto.body]
     assert len(styles) == 1 and '[class*="st-key-own_file_"]' in styles[0]
     assert 'content: "600 MB per file"' in styles[0]
+
+
+def test_each_view_declares_what_it_needs_and_a_closed_model_says_why() -> None:
+    """The views that need a model's layers are unavailable on a TorchScript model (it declares no hooks), each with the
+    model's reason and what to do; a model that allows hooks misses none."""
+    eager = load_model("tinyvgg-shapes")
+    closed = dataclasses.replace(eager, capabilities=user_models.TORCHSCRIPT)
+    reasons = missing(closed)
+    assert set(reasons) == {view.key for view in VIEWS if view.needs_hooks}
+    assert {"layers", "cam", "guided_backprop", "trust", "feature_maps", "transfer"} == set(reasons)
+    assert all(
+        reason.endswith(user_models.TORCHSCRIPT.instead) and "state_dict" in reason for reason in reasons.values()
+    )
+    assert reasons["layers"].startswith("A TorchScript archive is compiled code: its layers are ScriptModules")
+    assert missing(closed, "predict", "cam") == {"cam": reasons["cam"]}
+    assert missing(eager) == {} and missing(eager, "layers") == {}

@@ -1,0 +1,110 @@
+"""torchvision's ImageNet models (family ``"ImageNet"``): their weights come from torch's hub cache, downloaded on
+first use (:mod:`cnn_explorer.hub`); class names, preprocessing and figures come from torchvision's weights metadata.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import torch
+import torchvision.models
+
+from cnn_explorer.hub import _checkpoint_path, _download
+from cnn_explorer.model import LoadedModel, ModelEntry, ModelUnavailable
+from cnn_explorer.model_registry import load, register_source
+from cnn_explorer.preprocess import Preprocess
+from cnn_explorer.progress import ByteProgress
+
+__all__ = ["IMAGENET_MODELS", "entries", "transfer_base"]
+
+IMAGENET_MODELS = ("alexnet", "vgg16", "resnet18", "mobilenet_v3_small")
+
+
+@register_source(order=20)
+@cache
+def entries() -> dict[str, ModelEntry]:
+    """The :data:`IMAGENET_MODELS`, offered even while their weights still need a download."""
+    entries = {}
+    for name in IMAGENET_MODELS:
+        weights = torchvision.models.get_model_weights(name).DEFAULT
+        entries[name] = ModelEntry(
+            name=name,
+            family="ImageNet",
+            summary=_imagenet_summary(name, weights),
+            is_ready=lambda weights=weights: _checkpoint_path(weights).exists(),
+            load=lambda progress, name=name, weights=weights: _load_imagenet(name, weights, progress),
+        )
+    return entries
+
+
+def _imagenet_summary(name: str, weights: torchvision.models.WeightsEnum) -> str:
+    metrics = weights.meta["_metrics"]["ImageNet-1K"]
+    return (
+        f"{name} · torchvision {weights} · {weights.meta['num_params'] / 1e6:.1f} M parameters · "
+        f"1000 ImageNet classes · top-1 {metrics['acc@1']:.1f} %"
+    )
+
+
+def _load_imagenet(name: str, weights: torchvision.models.WeightsEnum, progress: ByteProgress | None) -> LoadedModel:
+    path = _checkpoint_path(weights)
+    if not path.exists():
+        _download(weights.url, path, progress, name)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        module = torchvision.models.get_model(name, weights=None)
+        module.load_state_dict(state)
+    except Exception as err:  # a damaged or hostile file raises anything from OSError to UnpicklingError
+        raise ModelUnavailable(
+            f"The cached weights for {name} at {path} are damaged ({err}). Delete the file and load the model "
+            "again to download a fresh copy."
+        ) from err
+    transforms = weights.transforms()
+    preprocess = Preprocess(
+        resize=transforms.resize_size[0],
+        crop=transforms.crop_size[0],
+        mean=tuple(transforms.mean),
+        std=tuple(transforms.std),
+    )
+    return LoadedModel(
+        name=name,
+        module=module.eval(),
+        input_size=(3, preprocess.crop, preprocess.crop),
+        class_names=tuple(weights.meta["categories"]),
+        preprocess=preprocess,
+        summary=_imagenet_summary(name, weights),
+        card=_imagenet_card(name, weights, preprocess),
+    )
+
+
+def _imagenet_card(name: str, weights: torchvision.models.WeightsEnum, preprocess: Preprocess) -> str:
+    metrics = weights.meta["_metrics"]["ImageNet-1K"]
+    steps = "\n".join(f"{i}. {step}" for i, step in enumerate(preprocess.steps(), 1))
+    return (
+        f"### {name} (torchvision `{weights}`)\n\n"
+        f"- **Data:** ImageNet-1K, 1000 classes\n"
+        f"- **Parameters:** {weights.meta['num_params']:,}\n"
+        f"- **Accuracy (ImageNet-1K validation):** top-1 {metrics['acc@1']:.2f} %, top-5 {metrics['acc@5']:.2f} %\n"
+        f"- **Training recipe:** {weights.meta.get('recipe', 'see torchvision')}\n"
+        f"- **Weights:** {weights.url}\n\n"
+        f"**Preprocessing**\n\n{steps}\n"
+    )
+
+
+def transfer_base(name: str, progress: ByteProgress | None = None, pretrained: bool = True) -> LoadedModel:
+    """The base model of a transfer run, loaded for :func:`~cnn_explorer.architectures.build_model`.
+
+    Args:
+        name: Any registered model.
+        progress: Called with (bytes done, total) while ImageNet weights download.
+        pretrained: False gives an ImageNet model's architecture without its weights (no download): to rebuild a
+            finished transfer run whose own checkpoint holds every weight. Other models load as they are.
+
+    Raises:
+        KeyError: Unknown name.
+        ModelUnavailable: The weights are neither cached nor downloadable.
+    """
+    if pretrained or name not in IMAGENET_MODELS:
+        return load(name, progress)
+    crop = torchvision.models.get_model_weights(name).DEFAULT.transforms().crop_size[0]
+    module = torchvision.models.get_model(name, weights=None).eval()
+    return LoadedModel(name, module, (3, crop, crop), (), Preprocess(crop, crop), summary=name, card="")
