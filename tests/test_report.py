@@ -18,11 +18,11 @@ from PIL import Image
 from torch import nn
 
 from cnn_explorer import capture_activations, list_layers, load_model, render
-from cnn_explorer import report as report_module
 from cnn_explorer.images import default_sample, load_sample
 from cnn_explorer.layers import UnknownLayer
 from cnn_explorer.preprocess import Preprocess
 from cnn_explorer.report import ReportError, build_report, default_layers, find_chromium, to_pdf
+from cnn_explorer.report import build as report_module
 from cnn_explorer.trust import METRICS, trust_report
 from cnn_explorer.zoo import LoadedModel
 
