@@ -12,12 +12,8 @@ import torch
 from torch import Tensor
 
 from cnn_explorer import render
-from cnn_explorer.attribution import (
-    explain,
-)
-from cnn_explorer.data import (
-    LabelledImages,
-)
+from cnn_explorer.attribution import explain
+from cnn_explorer.data import LabelledImages
 from cnn_explorer.diagnostics import SEVERITIES, Diagnostic, diagnose, run_diagnostics
 from cnn_explorer.jobs import poll as poll_jobs
 from cnn_explorer.jobs import stop as stop_job
