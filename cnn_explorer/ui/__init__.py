@@ -1,10 +1,13 @@
 """The only part of the library that imports streamlit: cached loaders, the shared sidebar, and each page's widgets.
 
 Pages call :func:`selection` (or :func:`require_selection`) for the model and image chosen in the sidebar and never
-load either themselves. One module per page's views: ``core`` (caches, the selection, result stores), ``sidebar``,
-``layers``, ``explain``, ``playground`` (also Fool the model), ``training``, ``own_model``, ``report``.
+load either themselves. One module per page's views: ``core`` (caches, the selection), ``sidebar``, ``layers`` (and
+``arithmetic``, its one-value section), ``explain``, ``playground`` (and ``playground_views``, its table of views),
+``robustness`` (Fool the model), ``training`` (and ``run_views``), ``own_model``, ``report``; and ``long_task``, the
+one helper for long computations (a stored result, or computed with progress and Cancel).
 """
 
+from cnn_explorer.ui.arithmetic import show_arithmetic, unit_arithmetic_view
 from cnn_explorer.ui.core import (
     DEFAULT_MODEL,
     Selection,
@@ -17,11 +20,14 @@ from cnn_explorer.ui.core import (
     user_chose,
 )
 from cnn_explorer.ui.explain import (
+    ExplainChoice,
     HeatDisplay,
     cached_cam_layers,
     chips_wrap,
+    explain_controls,
     explanation,
     explanation_card,
+    explanation_grid,
     gradcam_walkthrough,
     heat_display_controls,
     method_params,
@@ -29,6 +35,7 @@ from cnn_explorer.ui.explain import (
 )
 from cnn_explorer.ui.layers import (
     LayerCapture,
+    ShownOutput,
     bounded_number,
     cached_capture,
     cached_effective_field,
@@ -36,21 +43,22 @@ from cnn_explorer.ui.layers import (
     filters_and_statistics,
     grid_picker,
     grid_table,
+    layer_downloads,
+    layer_output_view,
     layer_overview,
     layer_stepper,
     network_picture,
-    show_arithmetic,
+    receptive_field_view,
     stack_strip,
     strongest_unit,
     styled_table,
     unit_position,
 )
+from cnn_explorer.ui.long_task import computed, request_button
 from cnn_explorer.ui.ood import cached_verdict, ood_warning
 from cnn_explorer.ui.own_model import own_model_panel, require_view, unavailable
 from cnn_explorer.ui.playground import (
     activations_view,
-    attack_panels,
-    attack_result,
     cached_dataset_images,
     cached_gradient_flow,
     cached_picture,
@@ -58,25 +66,27 @@ from cnn_explorer.ui.playground import (
     cached_translation,
     cached_visualizable_layers,
     cached_weight_sharing,
-    computed,
     convolution_view,
     filter_view,
-    flip_search_result,
-    gradcam_pair,
     kernel_editor,
     playground_selection,
     pooling_view,
-    request_button,
     weight_sharing_view,
     without_model_note,
 )
+from cnn_explorer.ui.playground_views import playground_view
 from cnn_explorer.ui.report import report_export
-from cnn_explorer.ui.sidebar import sidebar
-from cnn_explorer.ui.training import (
-    cached_prepared,
+from cnn_explorer.ui.robustness import (
+    attack_panels,
+    attack_result,
+    attack_settings,
+    attack_view,
+    flip_search_result,
+    flip_search_view,
+    gradcam_pair,
+)
+from cnn_explorer.ui.run_views import (
     current_run_id,
-    data_form,
-    data_preview,
     diagnostics_view,
     overfitting_note,
     results_view,
@@ -84,22 +94,33 @@ from cnn_explorer.ui.training import (
     run_monitor,
     run_picker,
     runs_overview,
+    timelapse_view,
+)
+from cnn_explorer.ui.sidebar import sidebar
+from cnn_explorer.ui.training import (
+    cached_prepared,
+    data_form,
+    data_preview,
+    new_run_form,
     settings_form,
     stack_editor,
     stack_summary,
     start_run,
-    timelapse_view,
     transfer_form,
 )
 
 __all__ = [
     "DEFAULT_MODEL",
+    "ExplainChoice",
     "HeatDisplay",
     "LayerCapture",
     "Selection",
+    "ShownOutput",
     "activations_view",
     "attack_panels",
     "attack_result",
+    "attack_settings",
+    "attack_view",
     "bounded_number",
     "cached_cam_layers",
     "cached_capture",
@@ -124,11 +145,14 @@ __all__ = [
     "data_form",
     "data_preview",
     "diagnostics_view",
+    "explain_controls",
     "explanation",
     "explanation_card",
+    "explanation_grid",
     "filter_view",
     "filters_and_statistics",
     "flip_search_result",
+    "flip_search_view",
     "follow_default",
     "gradcam_pair",
     "gradcam_walkthrough",
@@ -136,15 +160,20 @@ __all__ = [
     "grid_table",
     "heat_display_controls",
     "kernel_editor",
+    "layer_downloads",
+    "layer_output_view",
     "layer_overview",
     "layer_stepper",
     "method_params",
     "network_picture",
+    "new_run_form",
     "ood_warning",
     "overfitting_note",
     "own_model_panel",
     "playground_selection",
+    "playground_view",
     "pooling_view",
+    "receptive_field_view",
     "report_export",
     "request_button",
     "require_selection",
@@ -168,6 +197,7 @@ __all__ = [
     "transfer_form",
     "trust_panel",
     "unavailable",
+    "unit_arithmetic_view",
     "unit_position",
     "user_chose",
     "weight_sharing_view",

@@ -1,9 +1,8 @@
-"""Shared by every page: cached models, inputs and predictions, the selection the sidebar made, result stores."""
+"""Shared by every page: cached models, inputs and predictions, the selection the sidebar made, and widget defaults
+that follow the model and image."""
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
@@ -12,20 +11,15 @@ import streamlit as st
 from PIL import Image
 
 from cnn_explorer.images import (
-    SAMPLES,
-    default_sample,
     load_image,
-    sample_bytes,
-    samples_for,
 )
 from cnn_explorer.zoo import LoadedModel, ModelUnavailable, Prediction, load_model, model_entry
 from cnn_explorer.zoo import predict as _predict
 
 DEFAULT_MODEL = "tinyvgg-shapes"
-_SOURCES = ("Sample", "Upload", "Camera", "Draw")  # Draw: ui/draw.py
-_ACCEPTED = "PNG, JPEG, WebP, BMP, GIF or TIFF"
+ACCEPTED_IMAGES = "PNG, JPEG, WebP, BMP, GIF or TIFF"
 _DEFAULT_MEMO = "_default_of_{}"  # session key of what follow_default last gave a widget: (context, default, chosen)
-_UPLOAD_MB = 25  # images and data zips; server.maxUploadSize is the larger limit of a model file (own_model_panel)
+UPLOAD_MB = 25  # images and data zips; server.maxUploadSize is the larger limit of a model file (own_model_panel)
 
 
 @dataclass(frozen=True)
@@ -63,7 +57,8 @@ def cached_model(name: str) -> LoadedModel:
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
-def _decoded(digest: str, _data: bytes) -> Image.Image:
+def cached_image(digest: str, _data: bytes) -> Image.Image:
+    """The decoded RGB image of an upload or sample, once per digest; raises ImageError."""
     return load_image(_data)
 
 
@@ -151,75 +146,19 @@ def require_selection() -> tuple[LoadedModel, Image.Image, str]:
         if chosen.image_note:
             st.error(chosen.image_note)
         else:
-            st.info(f"Choose a sample, upload an image ({_ACCEPTED}), take a photo or draw one in the sidebar.")
+            st.info(f"Choose a sample, upload an image ({ACCEPTED_IMAGES}), take a photo or draw one in the sidebar.")
         st.stop()
     return chosen.model, chosen.image, chosen.image_digest
 
 
-def _model_label(name: str) -> str:
+def model_label(name: str) -> str:
     """The picker's text: the name, short enough for the sidebar; the family is in the caption under it."""
     return name if model_entry(name).is_ready() else f"{name} (download)"
 
 
-def _load(name: str) -> tuple[LoadedModel | None, str | None]:
+def model_or_why(name: str) -> tuple[LoadedModel | None, str | None]:
     """The model, or None and why (the page shows it, once: see :func:`require_selection`)."""
     try:
         return cached_model(name), None
     except ModelUnavailable as err:
         return None, str(err)
-
-
-def _image_bytes(source: str, model_name: str) -> tuple[bytes | None, str]:
-    if source == "Upload":
-        upload = st.file_uploader(
-            "Upload an image",
-            key="upload",
-            max_upload_size=_UPLOAD_MB,
-            help=f"{_ACCEPTED}. The real format is checked, not the file name.",
-        )
-        return (upload.getvalue(), upload.name) if upload is not None else (None, "")
-    if source == "Camera":
-        photo = st.camera_input("Take a photo", key="camera")
-        return (photo.getvalue(), "camera photo") if photo is not None else (None, "")
-    keys = samples_for(model_name)
-    suited = samples_for(model_name, made_for_it=True)
-    # A new model starts on a sample made for it (a digit for the digit model), keeping the choice otherwise.
-    if st.session_state.get("sample") not in keys or (
-        st.session_state.get("sample_model") != model_name and suited and st.session_state["sample"] not in suited
-    ):
-        st.session_state["sample"] = default_sample(model_name)
-    st.session_state["sample_model"] = model_name
-    key = st.selectbox("Sample", keys, format_func=lambda k: SAMPLES[k].title, key="sample")
-    st.caption(f"Licence: {SAMPLES[key].licence}", help=SAMPLES[key].source)
-    return sample_bytes(key), SAMPLES[key].title
-
-
-class _ResultStore:
-    """Explanations and trust reports shared by every session, keyed on (model, image digest, method, target,
-    layer, parameters).
-
-    Not ``st.cache_data``: a slow computation shows its own progress bar and cancel button while it runs, and a
-    cancelled one must store nothing. Bounded; thread-safe.
-    """
-
-    def __init__(self, max_entries: int = 256) -> None:
-        self._entries: OrderedDict[tuple, Any] = OrderedDict()
-        self._lock = threading.Lock()
-        self._max = max_entries
-
-    def get(self, key: tuple) -> Any:
-        with self._lock:
-            if key in self._entries:
-                self._entries.move_to_end(key)
-            return self._entries.get(key)
-
-    def put(self, key: tuple, value: Any) -> None:
-        with self._lock:
-            self._entries[key] = value
-            while len(self._entries) > self._max:
-                self._entries.popitem(last=False)
-
-
-@st.cache_resource(show_spinner=False)
-def _results() -> _ResultStore:
-    return _ResultStore()

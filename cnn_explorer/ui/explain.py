@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import time
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,8 +25,10 @@ from cnn_explorer.attribution import (
     gradcam_steps,
 )
 from cnn_explorer.trust import METRICS, TrustReport, trust_report
-from cnn_explorer.ui.core import _results
-from cnn_explorer.zoo import LoadedModel
+from cnn_explorer.ui.core import context_of, follow_default
+from cnn_explorer.ui.long_task import computed, request_button, results
+from cnn_explorer.ui.own_model import unavailable
+from cnn_explorer.zoo import LoadedModel, Prediction
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -91,35 +92,14 @@ def explanation(
     for a click on Compute. Returns None while it waits; a bad parameter shows an error.
     """
     spec = METHODS[method]
-    key = _result_key("explanation", model, digest, method, target, layer, params)
-    store = _results()
-    if (found := store.get(key)) is not None:
-        return _labelled(found, model)
-    skipped = st.session_state.setdefault("explain_skipped", set())
-    if spec.slow and key in skipped:
-        st.info(f"{spec.name} was cancelled.")
-        st.button("Compute", key=f"explain_compute_{method}", on_click=skipped.discard, args=(key,))
-        return None
-    progress = slot = None
-    if spec.slow:
-        slot = st.empty()
-        with slot.container():
-            bar = st.progress(0.0, text=f"{spec.name} …")
-            st.button("Cancel", key=f"explain_cancel_{method}", on_click=skipped.add, args=(key,))
-        started = time.perf_counter()
-
-        def progress(fraction: float) -> None:
-            bar.progress(fraction, text=f"{spec.name}: {fraction:.0%} · {time.perf_counter() - started:.1f} s")
-
-    try:
-        result = explain(model, x, method, target=target, layer=layer, progress=progress, **params)
-    except ValueError as error:
-        st.error(str(error))
-        return None
-    store.put(key, result)
-    if slot is not None:
-        slot.empty()
-    return result
+    result = computed(
+        _result_key("explanation", model, digest, method, target, layer, params),
+        spec.name,
+        lambda progress: explain(model, x, method, target=target, layer=layer, progress=progress, **params),
+        f"explain_{method}",
+        slow=spec.slow,
+    )
+    return None if result is None else _labelled(result, model)
 
 
 @dataclass(frozen=True)
@@ -144,6 +124,80 @@ def heat_display_controls() -> HeatDisplay:
     return HeatDisplay(
         cmap=cmap, alpha=alpha, sign=sign or "positive", normalized=(scale or "normalized") == "normalized"
     )
+
+
+DEFAULT_METHODS = ("gradcam", "saliency", "integrated_gradients")
+
+
+@dataclass(frozen=True)
+class ExplainChoice:
+    """What the Explain page's controls chose: the methods, the class to explain, the CAM layer (None without one),
+    each method's parameters and how maps are drawn."""
+
+    methods: list[str]
+    target: int
+    layer: str | None
+    params: dict[str, dict]
+    display: HeatDisplay
+
+
+def explain_controls(model: LoadedModel, prediction: Prediction, digest: str) -> ExplainChoice:
+    """The methods (those the model supports), the class to explain (the predicted one for each new image), the CAM
+    layer, the heatmap display and each method's settings with its paper."""
+    conv_layers, default_layer = cached_cam_layers(model.name, model)
+    pick, target_col, layer_col = st.columns([2.4, 1.3, 1.3])
+    hidden = unavailable(model, "cam", "guided_backprop")  # a TorchScript model says why
+    offered = [key for key, spec in METHODS.items() if (default_layer or not spec.uses_layer) and key not in hidden]
+    methods = pick.multiselect(
+        "Methods",
+        offered,
+        default=[m for m in DEFAULT_METHODS if m in offered],
+        format_func=lambda key: METHODS[key].name,
+        key="explain_methods",
+    )
+    chips_wrap("explain_methods")
+    ranked = [index for index, _, _ in prediction.top]
+    key = f"explain_target_{model.name}"
+    follow_default(key, prediction.top[0][0], context_of(model, digest))  # never another image's class
+    target = target_col.selectbox(
+        "Explain the class",
+        ranked,
+        format_func=lambda i: f"{model.class_names[i]} · {float(prediction.probabilities[i]):.1%}",
+        key=key,
+    )
+    layer = None
+    if default_layer:
+        layer = layer_col.selectbox(
+            "CAM layer",
+            conv_layers,
+            index=conv_layers.index(default_layer),
+            key=f"explain_layer_{model.name}",
+            help="The feature maps the CAM methods weigh: a convolution, or the map after its activation. CAMs are "
+            "defined on rectified maps, so the default is the last convolution's map after its ReLU.",
+        )
+    display = heat_display_controls()
+    params = {}
+    with st.expander("Method settings and papers"):
+        for method in methods:
+            spec = METHODS[method]
+            st.markdown(f"**[{spec.name}]({spec.url})** — {spec.summary} *{spec.paper}; via `{spec.implementation}`.*")
+            params[method] = method_params(spec)
+    return ExplainChoice(methods, target, layer, params, display)
+
+
+def explanation_grid(model: LoadedModel, x: Tensor, digest: str, choice: ExplainChoice, picture: Image.Image) -> None:
+    """Each chosen method's map (stored, or computed now), three to a row."""
+    if not choice.methods:
+        st.info("Pick one or more methods above.")
+    default_layer = cached_cam_layers(model.name, model)[1]
+    for row in range(0, len(choice.methods), 3):
+        for column, method in zip(st.columns(3), choice.methods[row : row + 3], strict=False):
+            with column:
+                st.markdown(f"##### {METHODS[method].name}")
+                params = choice.params.get(method, {})
+                result = explanation(model, x, digest, method, choice.target, choice.layer, params)
+                if result is not None:
+                    explanation_card(result, picture, choice.display, default_layer)
 
 
 def explanation_card(
@@ -294,43 +348,28 @@ def trust_panel(
 ) -> None:
     """ "Can I trust these maps?": deletion/insertion curves, the randomization sanity check, infidelity and
     sensitivity for each chosen method, on demand (they take many forward passes), with progress and a cancel."""
-    store = _results()
+    store = results()
     keys = {m: _result_key("trust", model, digest, m, target, layer, params.get(m, {})) for m in methods}
-    requested = st.session_state.setdefault("trust_requested", set())
     missing = [m for m in methods if store.get(keys[m]) is None]
-    if missing and not all(keys[m] in requested for m in missing):
-        names = ", ".join(METHODS[m].name for m in missing)
-        st.button(
-            f"Run the checks for {names}",
-            key="trust_run",
-            icon=":material/fact_check:",
-            on_click=requested.update,
-            args=([keys[m] for m in missing],),
-            help="Hundreds of forward passes per method: seconds on the built-in models, a minute on ImageNet ones.",
-        )
+    request_button(
+        "Run the checks for " + ", ".join(METHODS[m].name for m in missing),
+        [keys[m] for m in missing],
+        "trust_run",
+        icon=":material/fact_check:",
+        help="Hundreds of forward passes per method: seconds on the built-in models, a minute on ImageNet ones.",
+    )
     for method in missing:
-        if keys[method] not in requested:
-            continue
-        slot = st.empty()
-        with slot.container():
-            bar = st.progress(0.0, text=f"Checking {METHODS[method].name} …")
-            st.button("Cancel", key=f"trust_cancel_{method}", on_click=requested.discard, args=(keys[method],))
-        started = time.perf_counter()
-
-        def progress(fraction: float, name: str = METHODS[method].name, bar=bar, started=started) -> None:
-            bar.progress(fraction, text=f"Checking {name}: {fraction:.0%} · {time.perf_counter() - started:.1f} s")
-
-        try:
-            report = trust_report(
+        name = METHODS[method].name
+        computed(
+            keys[method],
+            f"Checking {name}",
+            lambda progress, method=method: trust_report(
                 model, x, method, target=target, layer=layer, params=params.get(method, {}), progress=progress
-            )
-        except ValueError as error:
-            slot.empty()
-            st.error(f"{METHODS[method].name}: {error}")
-            requested.discard(keys[method])
-            continue
-        store.put(keys[method], report)
-        slot.empty()
+            ),
+            f"trust_{method}",
+            on_request=True,
+            error_prefix=f"{name}: ",
+        )
     reports = {m: _labelled(store.get(keys[m]), model) for m in methods if store.get(keys[m]) is not None}
     if reports:
         _trust_results(reports, model.class_names[target], cached_cam_layers(model.name, model)[1])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 import matplotlib
@@ -19,20 +19,18 @@ from torch import Tensor, nn
 from cnn_explorer import render
 from cnn_explorer.layers import (
     LayerInfo,
-    UnitArithmetic,
+    UnknownLayer,
     activation_stats,
     capture_layers,
+    describe,
     effective_receptive_field,
     list_layers,
+    theoretical_field,
 )
 from cnn_explorer.ui.core import follow_default, user_chose
 from cnn_explorer.zoo import LoadedModel
 
-_FULL_CHANNELS = 4  # input channels whose patch, kernel and products are shown in full; the rest only as sums
-_LONG_TABLE_ROWS = 64  # rows of a dense layer's contributions and of the softmax table
-_AGREEMENT = 1e-5  # recomputed and captured values must agree this closely (relative, or absolute near zero)
-_HIGHLIGHT_HEX = "#" + bytes(render.HIGHLIGHT_COLOUR).hex()
-_SELECTED = f"background-color: {_HIGHLIGHT_HEX}; color: white"
+HIGHLIGHT_HEX = "#" + bytes(render.HIGHLIGHT_COLOUR).hex()
 _STRIP_LABELLED = 32  # longer networks are drawn as slim bars without labels
 _STRIP_GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("convolution", "#2563eb", ("Conv2d",)),
@@ -98,7 +96,7 @@ def layer_overview(layers: Sequence[LayerInfo]) -> None:
             "layer": [info.name for info in layers],
             "kind": [info.kind for info in layers],
             "block": [info.block for info in layers],
-            "output shape": [_shape(info.output_shape) for info in layers],
+            "output shape": [shape_text(info.output_shape) for info in layers],
             "parameters": [info.params for info in layers],
             "MACs": [info.macs for info in layers],
             "receptive field (px)": [info.receptive_field for info in layers],
@@ -134,17 +132,17 @@ def stack_strip(layers: Sequence[LayerInfo], current: str) -> str:
         height = round(6 + 50 * shape[-2] / side) if len(shape) == 3 else 4
         width = round(4 + most * math.log2(max(shape[0], 1)) / math.log2(widest)) if shape else 4
         mine = info.name == current
-        frame = f"outline:3px solid {_HIGHLIGHT_HEX};outline-offset:1px;" if mine else ""
+        frame = f"outline:3px solid {HIGHLIGHT_HEX};outline-offset:1px;" if mine else ""
         label = ""
         if labelled:
             parts = info.name.split(".")
             tail = html.escape(".".join(parts[-2:]) if parts[-1].split("#")[0].isdigit() else parts[-1])
             label = (
                 '<div style="margin-top:4px;max-width:60px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap;'
-                f'{"font-weight:700;color:#0f172a" if mine else ""}">{tail}</div><div>{_shape(shape)}</div>'
+                f'{"font-weight:700;color:#0f172a" if mine else ""}">{tail}</div><div>{shape_text(shape)}</div>'
             )
         cells.append(
-            f'<div title="{html.escape(info.name)} · {info.kind} · {_shape(shape)}" style="width:{cell}px;'
+            f'<div title="{html.escape(info.name)} · {info.kind} · {shape_text(shape)}" style="width:{cell}px;'
             'display:flex;flex-direction:column;align-items:center;font-size:10px;line-height:1.25;color:#475569">'
             f'<div style="width:{width}px;height:{height}px;background:{colours.get(info.kind, "#94a3b8")};'
             f'border-radius:2px;{frame}"></div>{label}</div>'
@@ -162,7 +160,8 @@ def stack_strip(layers: Sequence[LayerInfo], current: str) -> str:
     )
 
 
-def _shape(shape: Sequence[int]) -> str:
+def shape_text(shape: Sequence[int]) -> str:
+    """A shape as people write it: 3×224×224."""
     return "×".join(str(n) for n in shape)
 
 
@@ -400,7 +399,7 @@ def grid_table(
         for j, value in enumerate(line):
             r, g, b, _ = rgba[i, j]
             ink = "#0f172a" if 0.299 * r + 0.587 * g + 0.114 * b > 0.55 else "white"
-            frame = f";outline:3px solid {_HIGHLIGHT_HEX};outline-offset:-3px" if mark == (i, j) else ""
+            frame = f";outline:3px solid {HIGHLIGHT_HEX};outline-offset:-3px" if mark == (i, j) else ""
             shade = f"rgb({round(r * 255)},{round(g * 255)},{round(b * 255)})"
             rows.append(f"<td style='{cell};background:{shade};color:{ink}{frame}'>{value:.{decimals}f}</td>")
         rows.append("</tr>")
@@ -410,158 +409,136 @@ def grid_table(
     )
 
 
-def show_arithmetic(unit: UnitArithmetic, class_names: Sequence[str], picture: Image.Image) -> None:
-    """Lay out the numbers behind one output value, then the recomputed and the captured value side by side.
-
-    Args:
-        unit: From :func:`~cnn_explorer.layers.explain_unit`.
-        class_names: The model's classes, for the softmax table.
-        picture: The network's input image (:func:`network_picture`), to draw the window on when the layer reads it.
-    """
-    st.markdown(f"**{unit.operation.capitalize()}** of `{unit.layer}` at {list(unit.index)}: {unit.formula}")
-    _ARITHMETIC_VIEWS[unit.operation](unit, picture)
-    if unit.softmax is not None:
-        _softmax_view(unit, class_names)
-    difference = abs(unit.result - unit.captured)
-    agree = math.isclose(unit.result, unit.captured, rel_tol=_AGREEMENT, abs_tol=_AGREEMENT)
-    recomputed, captured, verdict = st.columns(3)
-    recomputed.metric("Recomputed", f"{unit.result:.6g}", border=True)
-    captured.metric("Captured", f"{unit.captured:.6g}", help="The value the layer produced", border=True)
-    verdict.metric(
-        "Difference",
-        f"{difference:.1e}",
-        delta=f"agree to {_AGREEMENT:g}" if agree else f"differ by more than {_AGREEMENT:g}",
-        delta_color="normal" if agree else "inverse",
-        delta_arrow="off",
-        border=True,
-    )
+# The page's sections ----------------------------------------------------------------------------------------------
 
 
-def _window_picture(unit: UnitArithmetic, picture: Image.Image) -> None:
-    if unit.image_window is not None:
-        top, left, height, width = unit.image_window
-        boxed = render.overlay(picture, box=(top, left, top + height, left + width))
-        st.image(render.for_display(boxed, 200), caption="The window on the input image", width=200)
+@dataclass(frozen=True, eq=False)
+class ShownOutput:
+    """What the layer's output section showed: the chosen channel (or unit), and for maps the grid and the map."""
+
+    channel: int
+    index: tuple[int, ...]
+    grid: render.FeatureGrid | None = None
+    selected: Image.Image | None = None
 
 
-def _conv_view(unit: UnitArithmetic, picture: Image.Image) -> None:
-    top, left, height, width = unit.window
-    kh, kw = unit.weights.shape[-2:]
-    step = ((height - 1) // max(kh - 1, 1), (width - 1) // max(kw - 1, 1))  # dilation: sampled positions
-    channels = unit.input_channels
-    sums = unit.channel_sums.numpy()
-    # In full: the channels that contribute most, largest first (after a ReLU many windows are all zero).
-    shown = np.argsort(-np.abs(sums), kind="stable")[:_FULL_CHANNELS].tolist()
-    most = f"; the {len(shown)} that contribute most in full, every one in the sums below"
+def layer_output_view(model: LoadedModel, layers: Sequence[LayerInfo], name: str, capture: LayerCapture) -> ShownOutput:
+    """The layer's heading and description, then its output: feature maps (a grid to pick from, the chosen map and
+    its values) or a vector (a bar per unit). Stops the page for an output that is not drawn here."""
+    info = next(layer for layer in layers if layer.name == name)
+    if name not in capture.outputs:  # a layer whose output is not a tensor
+        st.info(f"{name} produced no tensor to show.")
+        st.stop()
+    output = capture.outputs[name][0]
+    st.subheader(f"{name} · {info.kind}")
+    block = f" It belongs to a **{info.block}**: {describe(info.block)}" if info.block else ""
+    st.markdown(info.description + block)
     st.caption(
-        f"The window at rows {top}…{top + height - 1}, columns {left}…{left + width - 1} of the layer's input "
-        f"(outside the input: zero padding), in each of its {len(channels)} input channel(s)"
-        + (most if len(channels) > len(shown) else "")
-        + "."
+        f"input {list(info.input_shape)} → output {list(info.output_shape)} · {info.params:,} parameters · each unit "
+        + ("sees the whole input" if info.whole_input else f"sees {info.receptive_field} px, {info.jump} px apart")
     )
-    for i, tab in zip(shown, st.tabs([f"channel {channels[i]} · Σ {sums[i]:.4g}" for i in shown]), strict=True):
-        with tab:
-            # Kernels wider than 5 get the products on a row of their own: three 7×7 tables do not fit side by side.
-            patch, kernel, products = st.columns(3) if kw <= 5 else (*st.columns(2), st.container())
-            patch.caption("input patch")
-            patch.html(grid_table(unit.patch[i], top, left, step))
-            kernel.caption("× kernel weights")
-            kernel.html(grid_table(unit.weights[i]))
-            products.caption(f"= products, summing to {sums[i]:.6g}")
-            products.html(grid_table(unit.products[i], top, left, step))
-    table, equation, where = st.columns([2, 2, 1.2])
-    per_channel = pd.DataFrame({"input channel": channels, "Σ patch × kernel": sums})
-    table.dataframe(
-        styled_table(per_channel, colour=["Σ patch × kernel"]), hide_index=True, height=min(300, 38 + 35 * len(sums))
-    )
-    equation.markdown(_sum_lines(f"Σ over {len(channels)} channel(s)", unit))
-    with where:
-        _window_picture(unit, picture)
+    if output.dim() == 3:
+        return _maps_view(model, output, capture)
+    if output.dim() == 1:
+        follow_default("layer_channel", strongest_unit(output)[0], model.name)  # the logits: the predicted class
+        channel = bounded_number(f"Unit (0…{output.shape[0] - 1})", output.shape[0] - 1, "layer_channel")
+        is_logits = info is layers[-1] and output.shape[0] == len(model.class_names)
+        labels = list(model.class_names) if is_logits else None
+        figure = render.vector_figure(output, labels, title=name, highlight=channel)
+        st.pyplot(figure, width=round(figure.get_figwidth() * 110))  # about its natural size: stretched, text grows
+        return ShownOutput(channel, (channel,))
+    st.info(f"An output of shape {list(info.output_shape)} is not drawn here.")
+    st.stop()
 
 
-def _sum_lines(what: str, unit: UnitArithmetic) -> str:
-    bias = f"\n\n\\+ bias {unit.bias:.6g}" if unit.bias is not None else "\n\n(no bias)"
-    return f"{what} = {unit.total:.6g}{bias}\n\n= **{unit.result:.6g}**"
+def _grid_cell(channels: int) -> int:
+    """Pixels per map: the grid fills its column with at most 16 maps a row, each 48 to 200 pixels wide."""
+    return min(200, max(48, 620 // math.ceil(math.sqrt(channels))))
 
 
-def _linear_view(unit: UnitArithmetic, picture: Image.Image) -> None:
-    products = unit.products.double().numpy()
-    order = np.argsort(-np.abs(products), kind="stable")[:_LONG_TABLE_ROWS]
-    frame = pd.DataFrame(
-        {"input": unit.patch.double().numpy()[order], "weight": unit.weights.double().numpy()[order]},
-        index=pd.Index(order, name="input position"),
-    )
-    frame["input × weight"] = products[order]
-    table, equation = st.columns([3, 2])
-    some = len(order) < len(products)
-    table.caption(f"The {len(order)} largest of {len(products):,} products" if some else "Every input, largest first")
-    table.dataframe(styled_table(frame, colour=["input × weight"]), height=min(320, 38 + 35 * len(frame)))
-    equation.markdown(_sum_lines(f"Σ over all {len(products):,} products", unit))
+def _maps_view(model: LoadedModel, output: Tensor, capture: LayerCapture) -> ShownOutput:
+    """Every map of a ``[C, H, W]`` output in a grid beside the chosen one, its colour bar and its values."""
+    maps, detail = st.columns([3, 2], gap="large")
+    with detail:
+        scope = st.segmented_control(
+            "Colour scale",
+            list(render.SCALES),
+            format_func=lambda key: render.SCALES[key].label,
+            default="layer",
+            key="layer_scope",
+        )
+        scope = scope or "layer"  # clicking the chosen option again clears it
+        st.caption(render.SCALES[scope].description)
+        follow_default("layer_channel", 0, model.name)  # a channel the person chose stays for this model
+        channel = bounded_number(f"Channel (0…{output.shape[0] - 1})", output.shape[0] - 1, "layer_channel")
+    cell = _grid_cell(output.shape[0])
+    grid = render.feature_grid(output, scope, capture.value_range, highlight=channel, cell=cell, max_width=900)
+    low, high = grid.ranges[channel]
+    with maps:
+        with st.container(height=560 if grid.image.height > 560 else "content", border=False):
+            grid_picker(grid, output, channel, "layer_channel")
+        st.caption(
+            f"All {output.shape[0]} maps, channel {channel} framed: hover a map for its values, click to pick it"
+        )
+    with detail:
+        selected = render.map_image(output[channel], low, high, grid.cmap)
+        st.image(selected, width=320)
+        st.pyplot(render.colourbar_figure(low, high, grid.cmap, f"{render.SCALES[scope].label} range"), width=320)
+        values = output[channel]
+        st.caption(f"Channel {channel}: {float(values.min()):.4g} … {float(values.max()):.4g}")
+    table = render.value_table(output[channel])
+    if table is not None:
+        with st.expander(f"The values of channel {channel}", expanded=output.shape[-1] <= 8):
+            st.html(grid_table(table, cmap=grid.cmap, value_range=(low, high)))
+    return ShownOutput(channel, (channel,), grid, selected)
 
 
-def _weighted_sum_view(unit: UnitArithmetic, picture: Image.Image) -> None:
-    (_conv_view if unit.patch is not None and unit.patch.dim() == 3 else _linear_view)(unit, picture)
-
-
-def _window_view(unit: UnitArithmetic, picture: Image.Image) -> None:
-    top, left, height, width = unit.window
-    table, equation = st.columns([3, 2])
-    table.caption(
-        f"Channel {unit.index[0]} of the layer's input, rows {top}…{top + height - 1}, "
-        f"columns {left}…{left + width - 1}"
-    )
-    table.html(grid_table(unit.patch, top, left, mark=unit.argmax))
-    with equation:
-        if unit.operation == "max":
-            row, col = unit.argmax
-            st.markdown(f"max = **{unit.result:.6g}**, at row {top + row}, column {left + col} (highlighted)")
+def receptive_field_view(
+    model: LoadedModel,
+    layers: Sequence[LayerInfo],
+    name: str,
+    index: tuple[int, ...],
+    digest: str,
+    x: Tensor,
+    picture: Image.Image,
+) -> None:
+    """The input pixels the unit can see, beside (on request) how strongly each of them moves it."""
+    box = theoretical_field(layers, name, *index[1:])
+    theory, effective = st.columns(2)
+    with theory:
+        st.image(render.for_display(render.overlay(picture, box=box), 320), width=320)
+        st.caption(
+            f"The input pixels unit {list(index)} can see: rows {box[0]}…{box[2] - 1}, columns {box[1]}…{box[3] - 1}"
+        )
+    with effective:
+        if st.toggle("Effective receptive field (one backward pass per unit)", key="layer_erf"):
+            try:
+                heat = cached_effective_field(model.name, digest, name, index, model, x)
+            except (UnknownLayer, ValueError) as err:
+                st.info(str(err))
+            else:
+                st.image(render.for_display(render.overlay(picture, heat, box=box), 320), width=320)
+                st.caption("How strongly each pixel moves this unit: |∂ unit / ∂ pixel|, summed over colour channels")
         else:
-            st.markdown(f"Σ window = {unit.total:.6g}\n\n÷ {unit.divisor:g}\n\n= **{unit.result:.6g}**")
-        _window_picture(unit, picture)
+            st.caption("How much each pixel inside the field actually moves the unit: usually a blob in its centre.")
 
 
-def _elementwise_view(unit: UnitArithmetic, picture: Image.Image) -> None:
-    st.markdown(f"x = input{list(unit.source)} = **{unit.before:.6g}** → {unit.formula} → **{unit.result:.6g}**")
-    if unit.terms:
-        st.dataframe(pd.DataFrame([unit.terms]), hide_index=True)
-
-
-def _copy_view(unit: UnitArithmetic, picture: Image.Image) -> None:
-    st.markdown(f"output[{unit.index[0]}] = input{list(unit.source)} = **{unit.before:.6g}** (channel, row, column)")
-
-
-def _no_view(unit: UnitArithmetic, picture: Image.Image) -> None:
-    return None
-
-
-def _softmax_view(unit: UnitArithmetic, class_names: Sequence[str]) -> None:
-    softmax = unit.softmax
-    logits = softmax.logits.double().numpy()
-    names = list(class_names) if len(class_names) == len(logits) else [str(i) for i in range(len(logits))]
-    chosen = unit.index[-1]
-    probabilities = softmax.probabilities.numpy()
-    order = list(np.argsort(-probabilities, kind="stable")[:_LONG_TABLE_ROWS])
-    if chosen not in order:
-        order.append(chosen)
-    frame = pd.DataFrame(
-        {"class": names, "logit": logits, "exp(logit − max)": softmax.exps.numpy(), "probability": probabilities}
-    ).iloc[order]
-    styler = styled_table(frame, colour=["logit", "exp(logit − max)", "probability"]).apply(
-        lambda row: [_SELECTED if row.name == chosen else "" for _ in row], axis=1
-    )
-    st.markdown(
-        f"**Softmax**: exponentiate every logit after subtracting the largest ({softmax.shift:.4g}; it cancels in "
-        f"the division and keeps exp finite), then divide by their sum Σ exp = {softmax.total:.6g}. "
-        f"Class **{names[chosen]}** gets {probabilities[chosen]:.4%}."
-    )
-    st.dataframe(styler, height=min(320, 38 + 35 * len(frame)))
-
-
-_ARITHMETIC_VIEWS: dict[str, Callable[[UnitArithmetic, Image.Image], None]] = {
-    "weighted sum": _weighted_sum_view,
-    "max": _window_view,
-    "mean": _window_view,
-    "elementwise": _elementwise_view,
-    "copy": _copy_view,
-    "softmax": _no_view,  # the softmax table follows for every view that carries one
-}
+def layer_downloads(model_name: str, name: str, shown: ShownOutput) -> None:
+    """Download buttons for the grid of maps and the chosen map (maps only)."""
+    if shown.grid is None:
+        return
+    stem = f"{model_name}-{name.replace('#', '-call')}"
+    channel = shown.channel
+    downloads = [
+        ("grid", "the grid", shown.grid.image, "maps"),
+        ("map", f"channel {channel}", shown.selected, f"channel{channel}"),
+    ]
+    for column, (key, what, png, suffix) in zip(st.columns([1, 1, 2]), downloads, strict=False):
+        column.download_button(
+            f"Download {what} (PNG)",
+            render.to_png_bytes(png),
+            f"{stem}-{suffix}.png",
+            "image/png",
+            key=f"download_{key}",
+            icon=":material/download:",
+        )

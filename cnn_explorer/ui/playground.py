@@ -1,11 +1,10 @@
-"""Widgets and views of the Playground and Fool-the-model pages."""
+"""Widgets and views of the Playground page: convolution, pooling, activations, weight sharing, and what a filter
+wants to see."""
 
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -15,9 +14,6 @@ from PIL import Image
 from torch import Tensor, nn
 
 from cnn_explorer import render
-from cnn_explorer.attribution import (
-    default_cam_layer,
-)
 from cnn_explorer.featurevis import (
     REFERENCE_SETS,
     channel_scores,
@@ -27,7 +23,7 @@ from cnn_explorer.featurevis import (
     top_images,
     visualizable_layers,
 )
-from cnn_explorer.pixels import image_pixels, normalize
+from cnn_explorer.pixels import image_pixels
 from cnn_explorer.playground import (
     ACTIVATIONS,
     KERNEL_SIZES,
@@ -54,10 +50,9 @@ from cnn_explorer.playground import (
     translation_effect,
     weight_sharing,
 )
-from cnn_explorer.robustness import ATTACKS, AttackResult, FlipSearch, attack, smallest_flip
-from cnn_explorer.ui.core import _results, cached_input, require_selection, selection
-from cnn_explorer.ui.explain import explanation
-from cnn_explorer.ui.layers import _shape, bounded_number, cached_capture, cached_layer_table, grid_table
+from cnn_explorer.ui.core import cached_input, require_selection, selection
+from cnn_explorer.ui.layers import bounded_number, cached_capture, cached_layer_table, grid_table, shape_text
+from cnn_explorer.ui.long_task import computed, request_button
 from cnn_explorer.ui.own_model import unavailable
 from cnn_explorer.zoo import LoadedModel
 
@@ -122,73 +117,6 @@ def cached_dataset_images(key: str, count: int) -> list[Image.Image]:
 def cached_visualizable_layers(model_name: str, _model: LoadedModel) -> list[str]:
     """The conv and dense layers whose channels can be visualized, once per model."""
     return visualizable_layers(_model)
-
-
-def computed(
-    key: tuple,
-    label: str,
-    compute: Callable[[Callable[[float], None]], Any],
-    widget_key: str,
-    *,
-    on_request: bool = False,
-) -> Any:
-    """A slow result from the shared store, or computed now with a progress bar, its elapsed time and Cancel.
-
-    With ``on_request`` the computation runs only after :func:`request_button` asked for ``key``, and Cancel
-    withdraws the request; otherwise it starts at once, and once cancelled waits for a click on Compute. Cancel
-    makes Streamlit stop the run at the next progress update (the library restores the model on the way out).
-    Returns None while nothing is stored; a ``ValueError`` of the library is shown as an error.
-
-    Args:
-        key: What the result depends on (kind, model name, image digest, parameters).
-        label: What is computed, for the progress bar.
-        compute: Called with a progress callback (fraction done); returns the result to store.
-        widget_key: Prefix of the buttons' keys.
-        on_request: Wait for a request.
-    """
-    store = _results()
-    if (found := store.get(key)) is not None:
-        return found
-    requested = st.session_state.setdefault("playground_requested", set())
-    cancelled = st.session_state.setdefault("playground_cancelled", set())
-    if on_request and key not in requested:
-        return None
-    if not on_request and key in cancelled:
-        st.info(f"{label} was cancelled.")
-        st.button("Compute", key=f"{widget_key}_compute", on_click=cancelled.discard, args=(key,))
-        return None
-    slot = st.empty()
-    with slot.container():
-        bar = st.progress(0.0, text=f"{label} …")
-        withdraw = requested.discard if on_request else cancelled.add
-        st.button("Cancel", key=f"{widget_key}_cancel", on_click=withdraw, args=(key,))
-    started = time.perf_counter()
-
-    def progress(fraction: float) -> None:
-        bar.progress(
-            min(max(fraction, 0.0), 1.0), text=f"{label}: {fraction:.0%} · {time.perf_counter() - started:.1f} s"
-        )
-
-    try:
-        result = compute(progress)
-    except ValueError as error:
-        slot.empty()
-        requested.discard(key)
-        st.error(str(error))
-        return None
-    store.put(key, result)
-    requested.discard(key)
-    slot.empty()
-    return result
-
-
-def request_button(label: str, keys: Sequence[tuple], widget_key: str, **kwargs) -> None:
-    """A button that asks :func:`computed` (``on_request=True``) for the results under ``keys``; drawn only while
-    one of them is neither stored nor already asked for."""
-    requested = st.session_state.setdefault("playground_requested", set())
-    store = _results()
-    if any(store.get(key) is None and key not in requested for key in keys):
-        st.button(label, key=widget_key, on_click=requested.update, args=(list(keys),), **kwargs)
 
 
 # The page without a model -----------------------------------------------------------------------------------
@@ -607,9 +535,9 @@ def weight_sharing_view(model: LoadedModel, image: Image.Image, digest: str) -> 
     frame = pd.DataFrame(
         {
             "layer": [row.layer for row in rows],
-            "input": [_shape(row.input_shape) for row in rows],
-            "output": [_shape(row.output_shape) for row in rows],
-            "kernel": [_shape(row.kernel) for row in rows],
+            "input": [shape_text(row.input_shape) for row in rows],
+            "output": [shape_text(row.output_shape) for row in rows],
+            "kernel": [shape_text(row.kernel) for row in rows],
             "conv parameters": [row.conv_params for row in rows],
             "dense parameters": [row.dense_params for row in rows],
             "dense / conv": [f"{row.ratio:,.0f}×" for row in rows],
@@ -627,8 +555,8 @@ def weight_sharing_view(model: LoadedModel, image: Image.Image, digest: str) -> 
     st.markdown(
         f"Together the {len(rows)} convolutions of {model.name} have **{conv_total:,}** parameters; dense layers "
         f"doing the same mappings would need **{dense_total:,}** ({dense_total / conv_total:,.0f} times as many). "
-        f"`{first.layer}` alone maps {_shape(first.input_shape)} = {math.prod(first.input_shape):,} values to "
-        f"{_shape(first.output_shape)} = {math.prod(first.output_shape):,}: a dense layer needs a weight for every "
+        f"`{first.layer}` alone maps {shape_text(first.input_shape)} = {math.prod(first.input_shape):,} values to "
+        f"{shape_text(first.output_shape)} = {math.prod(first.output_shape):,}: a dense layer needs a weight for every "
         f"pair, {first.dense_params:,} in all, while the convolution reuses its {first.conv_params:,} weights at every "
         "position."
     )
@@ -729,100 +657,3 @@ def filter_view(model: LoadedModel, image: Image.Image, digest: str) -> None:
                 f"Out of {scores.shape[0]} images: {REFERENCE_SETS[collection].description} Mean activation of each, "
                 "strongest first: " + ", ".join(f"{score:.3g}" for score in top.scores)
             )
-
-
-# Fooling the model ----------------------------------------------------------------------------------------------
-
-
-def attack_result(model: LoadedModel, digest: str, pixels: Tensor, method: str, epsilon: float, steps: int):
-    """The attack from the shared store, or run now (PGD with progress and Cancel)."""
-    key = ("attack", model.name, digest, method, round(epsilon, 8), steps if ATTACKS[method].iterative else 1)
-    return computed(
-        key,
-        f"{ATTACKS[method].name} attack",
-        lambda progress: attack(model, pixels, method, epsilon, steps=steps, progress=progress),
-        f"attack_{method}",
-    )
-
-
-def attack_panels(result: AttackResult, model: LoadedModel) -> None:
-    """Original, amplified perturbation and adversarial image side by side, then the top classes before and after."""
-    original, perturbation, adversarial = st.columns(3)
-    changed = float((result.perturbation.abs() > 0).float().mean())
-    linf = float(result.perturbation.abs().max())
-    original.image(render.for_display(render.pixels_image(result.pixels), 280), width="stretch")
-    original.caption(f"Original: **{model.class_names[result.label]}** ({result.before.top[0][2]:.1%})")
-    shown = render.perturbation_image(result.perturbation, result.epsilon)
-    perturbation.image(render.framed(render.for_display(shown.image, 280)), width="stretch")
-    perturbation.caption(
-        f"Perturbation, amplified ×{0.5 / result.epsilon:.0f} (mid-grey: no change, white: +ε, black: −ε, per colour): "
-        f"largest change {linf * 255:.2f}/255 "
-        f"= {linf:.4f}, {changed:.1%} of the pixel values moved"
-        if result.epsilon > 0
-        else "No perturbation at ε = 0"
-    )
-    best, _, probability = result.after.top[0]
-    adversarial.image(render.for_display(render.pixels_image(result.adversarial), 280), width="stretch")
-    verdict = "the prediction flipped" if result.flipped else "still the same prediction"
-    adversarial.caption(f"Adversarial: **{model.class_names[best]}** ({probability:.1%}) — {verdict}")
-    before, after = result.before, result.after
-    rows = [
-        {
-            "rank": rank + 1,
-            "before": f"{b[1]} · {b[2]:.2%}",
-            "after": f"{a[1]} · {a[2]:.2%}",
-        }
-        for rank, (b, a) in enumerate(zip(before.top, after.top, strict=True))
-    ]
-    label = model.class_names[result.label]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-    st.caption(
-        f"p({label}) fell from {float(before.probabilities[result.label]):.2%} to "
-        f"{float(after.probabilities[result.label]):.2%} · {ATTACKS[result.method].name}, ε = "
-        f"{result.epsilon * 255:.2f}/255, {result.steps} step(s) of {result.step_size * 255:.2f}/255 · "
-        f"{result.seconds:.2f} s"
-    )
-
-
-def gradcam_pair(model: LoadedModel, digest: str, result: AttackResult, attack_key: str) -> None:
-    """Grad-CAM of the original image's prediction beside Grad-CAM of the adversarial image's prediction."""
-    try:
-        layer = default_cam_layer(model)
-    except ValueError:
-        st.info(f"{model.name} has no convolution layer with a spatial map for Grad-CAM.")
-        return
-    original, _, adversarial = st.columns(3)  # under the original and the adversarial image above
-    pairs = (
-        (result.pixels, digest, result.label, "Original"),
-        (result.adversarial, f"{digest}/{attack_key}", result.after.top[0][0], "Adversarial"),
-    )
-    for column, (pixels, key, target, title) in zip((original, adversarial), pairs, strict=True):
-        with column:
-            x = normalize(model, pixels[None])
-            found = explanation(model, x, key, "gradcam", target, layer, {})
-            if found is not None:
-                picture = render.pixels_image(pixels).convert("RGB")
-                shown = render.heat_overlay(picture, found.heatmap)
-                st.image(render.for_display(shown.image, 280), width="stretch")
-                st.caption(f"{title}: Grad-CAM for **{found.target_name}** at `{layer}`")
-
-
-def flip_search_result(
-    model: LoadedModel, digest: str, pixels: Tensor, method: str, max_epsilon: float, steps: int
-) -> FlipSearch | None:
-    """The smallest flipping ε from the shared store, or searched after a click (with progress and Cancel)."""
-    key = ("flip", model.name, digest, method, round(max_epsilon, 8), steps if ATTACKS[method].iterative else 1)
-    request_button(
-        f"Find the smallest ε for {ATTACKS[method].name}",
-        [key],
-        "flip_run",
-        icon=":material/search:",
-        help="Bisection: about ten attacks.",
-    )
-    return computed(
-        key,
-        "Bisecting ε",
-        lambda progress: smallest_flip(model, pixels, method, max_epsilon=max_epsilon, steps=steps, progress=progress),
-        "flip",
-        on_request=True,
-    )

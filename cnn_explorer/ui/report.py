@@ -13,9 +13,9 @@ from cnn_explorer.attribution import (
 from cnn_explorer.report import DEFAULT_METHODS as REPORT_METHODS
 from cnn_explorer.report import Report, ReportError, build_report, default_layers
 from cnn_explorer.report import to_pdf as report_to_pdf
-from cnn_explorer.ui.core import _ResultStore
 from cnn_explorer.ui.explain import cached_cam_layers
 from cnn_explorer.ui.layers import cached_layer_table
+from cnn_explorer.ui.long_task import ResultStore
 from cnn_explorer.zoo import LoadedModel
 
 
@@ -29,10 +29,10 @@ class _PreparedReport:
 
 
 @st.cache_resource(show_spinner=False)
-def _reports() -> _ResultStore:
+def _reports() -> ResultStore:
     """Finished reports shared by every session, keyed on (model, image digest, options). A report is megabytes of
     embedded PNGs: only a few are kept."""
-    return _ResultStore(max_entries=4)
+    return ResultStore(max_entries=4)
 
 
 def report_export(model: LoadedModel, image: Image.Image, digest: str, image_label: str) -> None:

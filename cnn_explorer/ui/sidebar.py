@@ -6,15 +6,27 @@ from __future__ import annotations
 import streamlit as st
 
 from cnn_explorer.images import (
+    SAMPLES,
     ImageError,
+    default_sample,
     image_digest,
+    sample_bytes,
     samples_for,
 )
-from cnn_explorer.ui.core import _SOURCES, DEFAULT_MODEL, Selection, _decoded, _image_bytes, _load, _model_label
+from cnn_explorer.ui.core import (
+    ACCEPTED_IMAGES,
+    DEFAULT_MODEL,
+    UPLOAD_MB,
+    Selection,
+    cached_image,
+    model_label,
+    model_or_why,
+)
 from cnn_explorer.ui.draw import draw_source
 from cnn_explorer.ui.own_model import own_model_panel
 from cnn_explorer.zoo import available_models, model_entry
 
+_SOURCES = ("Sample", "Upload", "Camera", "Draw")  # Draw: ui/draw.py
 _URL_READ = "_sidebar_from_url"  # set once the session's first run has read the URL
 
 
@@ -31,8 +43,8 @@ def sidebar() -> Selection:
         # and a widget given a default too makes Streamlit log a warning with a stack trace.
         if st.session_state.get("model_name") not in names:  # first run, or a model removed meanwhile
             st.session_state["model_name"] = DEFAULT_MODEL if DEFAULT_MODEL in names else names[0]
-        name = st.selectbox("Model", names, format_func=_model_label, key="model_name", label_visibility="collapsed")
-        model, model_note = _load(name)
+        name = st.selectbox("Model", names, format_func=model_label, key="model_name", label_visibility="collapsed")
+        model, model_note = model_or_why(name)
         entry = model_entry(name)
         if model is not None:
             st.caption(f"{entry.family} · {model.summary}")
@@ -46,7 +58,7 @@ def sidebar() -> Selection:
         if data is not None:
             digest = image_digest(data)
             try:
-                image = _decoded(digest, data)
+                image = cached_image(digest, data)
             except ImageError as err:
                 image_note = str(err)  # shown once, in the page (require_selection)
     _to_url(name, st.session_state.get("sample") if source == "Sample" else None)
@@ -67,7 +79,7 @@ def _from_url(names: list[str]) -> None:
     sample = st.query_params.get("sample")
     if sample in samples_for(model):
         st.session_state["sample"] = sample
-        st.session_state["sample_model"] = model  # a sample chosen for this model: kept (see core._image_bytes)
+        st.session_state["sample_model"] = model  # a sample chosen for this model: kept (see _image_bytes)
 
 
 def _to_url(model: str, sample: str | None) -> None:
@@ -77,3 +89,28 @@ def _to_url(model: str, sample: str | None) -> None:
             st.query_params.pop(key, None)
         elif st.query_params.get(key) != value:
             st.query_params[key] = value
+
+
+def _image_bytes(source: str, model_name: str) -> tuple[bytes | None, str]:
+    if source == "Upload":
+        upload = st.file_uploader(
+            "Upload an image",
+            key="upload",
+            max_upload_size=UPLOAD_MB,
+            help=f"{ACCEPTED_IMAGES}. The real format is checked, not the file name.",
+        )
+        return (upload.getvalue(), upload.name) if upload is not None else (None, "")
+    if source == "Camera":
+        photo = st.camera_input("Take a photo", key="camera")
+        return (photo.getvalue(), "camera photo") if photo is not None else (None, "")
+    keys = samples_for(model_name)
+    suited = samples_for(model_name, made_for_it=True)
+    # A new model starts on a sample made for it (a digit for the digit model), keeping the choice otherwise.
+    if st.session_state.get("sample") not in keys or (
+        st.session_state.get("sample_model") != model_name and suited and st.session_state["sample"] not in suited
+    ):
+        st.session_state["sample"] = default_sample(model_name)
+    st.session_state["sample_model"] = model_name
+    key = st.selectbox("Sample", keys, format_func=lambda k: SAMPLES[k].title, key="sample")
+    st.caption(f"Licence: {SAMPLES[key].licence}", help=SAMPLES[key].source)
+    return sample_bytes(key), SAMPLES[key].title
