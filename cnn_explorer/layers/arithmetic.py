@@ -109,7 +109,6 @@ class UnitArithmetic:
 
 _Fields = dict[str, Any]  # UnitArithmetic fields an explainer fills in
 
-
 _Explainer = Callable[[nn.Module, Tensor, tuple[int, ...]], _Fields]
 
 

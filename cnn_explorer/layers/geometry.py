@@ -143,7 +143,6 @@ def _window_params(module: nn.Module) -> tuple[tuple[int, int], ...]:
 
 _Shape = tuple[int, ...]
 
-
 _GeometryRule = Callable[[nn.Module, _Geometry, _Shape, _Shape, tuple[int, int]], _Geometry]
 
 

@@ -16,7 +16,6 @@ from torch import nn
 
 __all__ = ["UnknownLayer"]
 
-
 _CALL_MARK = "#"
 
 

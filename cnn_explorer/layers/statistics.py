@@ -13,7 +13,6 @@ from torch import Tensor
 
 __all__ = ["HISTOGRAM_BINS", "ActivationStats", "activation_stats"]
 
-
 HISTOGRAM_BINS = 40
 
 
