@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from cnn_explorer.layers import capture_activations, list_layers
+from cnn_explorer.model import LoadedModel
 from cnn_explorer.playground.convolution import _maps
-from cnn_explorer.zoo import LoadedModel
 
 __all__ = [
     "POOLS",

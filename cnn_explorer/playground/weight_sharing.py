@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from cnn_explorer.layers import list_layers
-from cnn_explorer.zoo import LoadedModel
+from cnn_explorer.model import LoadedModel
 
 __all__ = [
     "SharingRow",

@@ -14,8 +14,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 from torch import Tensor
 
+from cnn_explorer.model import Prediction
 from cnn_explorer.render.colour import _HIGHLIGHT_HEX, _NEGATIVE_HEX, _POSITIVE_HEX, _numpy
-from cnn_explorer.zoo import Prediction
 
 __all__ = [
     "colourbar_figure",

@@ -14,9 +14,9 @@ from torch import Tensor
 
 from cnn_explorer import layers, render
 from cnn_explorer.layers import UnitArithmetic, UnknownLayer
+from cnn_explorer.model import LoadedModel
 from cnn_explorer.ui.core import context_of
 from cnn_explorer.ui.layers import HIGHLIGHT_HEX, LayerCapture, ShownOutput, grid_table, styled_table, unit_position
-from cnn_explorer.zoo import LoadedModel
 
 _FULL_CHANNELS = 4  # input channels whose patch, kernel and products are shown in full; the rest only as sums
 _LONG_TABLE_ROWS = 64  # rows of a dense layer's contributions and of the softmax table

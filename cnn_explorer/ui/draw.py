@@ -10,8 +10,8 @@ from __future__ import annotations
 import streamlit as st
 
 from cnn_explorer.drawing import CANVAS_SIZE, CANVASES, canvas_for
+from cnn_explorer.model import LoadedModel
 from cnn_explorer.ui.core import follow_default
-from cnn_explorer.zoo import LoadedModel
 
 __all__ = ["DRAWING_LABEL", "canvas_png", "draw_source"]
 

@@ -24,11 +24,11 @@ from cnn_explorer.attribution import (
     explain,
     gradcam_steps,
 )
+from cnn_explorer.model import LoadedModel, Prediction
 from cnn_explorer.trust import METRICS, TrustReport, trust_report
 from cnn_explorer.ui.core import context_of, follow_default
 from cnn_explorer.ui.long_task import computed, request_button, results
 from cnn_explorer.ui.own_model import unavailable
-from cnn_explorer.zoo import LoadedModel, Prediction
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

@@ -27,8 +27,8 @@ from cnn_explorer.layers import (
     list_layers,
     theoretical_field,
 )
+from cnn_explorer.model import LoadedModel
 from cnn_explorer.ui.core import follow_default, user_chose
-from cnn_explorer.zoo import LoadedModel
 
 HIGHLIGHT_HEX = "#" + bytes(render.HIGHLIGHT_COLOUR).hex()
 _STRIP_LABELLED = 32  # longer networks are drawn as slim bars without labels

@@ -6,7 +6,7 @@ import streamlit as st
 from torch import Tensor
 
 from cnn_explorer import ood
-from cnn_explorer.zoo import LoadedModel
+from cnn_explorer.model import LoadedModel
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

@@ -23,6 +23,7 @@ from cnn_explorer.featurevis import (
     top_images,
     visualizable_layers,
 )
+from cnn_explorer.model import LoadedModel
 from cnn_explorer.pixels import image_pixels
 from cnn_explorer.playground import (
     ACTIVATIONS,
@@ -54,7 +55,6 @@ from cnn_explorer.ui.core import cached_input, require_selection, selection
 from cnn_explorer.ui.layers import bounded_number, cached_capture, cached_layer_table, grid_table, shape_text
 from cnn_explorer.ui.long_task import computed, request_button
 from cnn_explorer.ui.own_model import unavailable
-from cnn_explorer.zoo import LoadedModel
 
 _PICTURE_SIDES = (128, 256, 512)
 _STEP_MARGIN = 2  # image pixels shown around the sliding window in the zoomed step

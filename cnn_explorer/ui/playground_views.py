@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import streamlit as st
 from PIL import Image
 
+from cnn_explorer.model import LoadedModel
 from cnn_explorer.ui.own_model import require_view
 from cnn_explorer.ui.playground import (
     activations_view,
@@ -17,7 +18,6 @@ from cnn_explorer.ui.playground import (
     pooling_view,
     weight_sharing_view,
 )
-from cnn_explorer.zoo import LoadedModel
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,13 @@ from PIL import Image
 from cnn_explorer.attribution import (
     METHODS,
 )
+from cnn_explorer.model import LoadedModel
 from cnn_explorer.report import DEFAULT_METHODS as REPORT_METHODS
 from cnn_explorer.report import Report, ReportError, build_report, default_layers
 from cnn_explorer.report import to_pdf as report_to_pdf
 from cnn_explorer.ui.explain import cached_cam_layers
 from cnn_explorer.ui.layers import cached_layer_table
 from cnn_explorer.ui.long_task import ResultStore
-from cnn_explorer.zoo import LoadedModel
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,12 @@ from torch import Tensor
 
 from cnn_explorer import render
 from cnn_explorer.attribution import default_cam_layer
+from cnn_explorer.model import LoadedModel
 from cnn_explorer.pixels import normalize
 from cnn_explorer.robustness import ATTACKS, DEFAULT_TOLERANCE, AttackResult, FlipSearch, attack, smallest_flip
 from cnn_explorer.ui.explain import explanation
 from cnn_explorer.ui.long_task import computed, request_button
 from cnn_explorer.ui.own_model import unavailable
-from cnn_explorer.zoo import LoadedModel
 
 
 def attack_settings() -> tuple[str, float, int]:

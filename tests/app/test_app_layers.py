@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from cnn_explorer import layers, render
 from cnn_explorer.images import load_image, sample_bytes
-from cnn_explorer.layers import capture_layers, describe, explain_unit, list_layers
+from cnn_explorer.layers import capture, capture_layers, describe, effective_field, explain_unit, list_layers
 from cnn_explorer.zoo import load_model
 
 PAGE = "pages/layers.py"
@@ -104,15 +104,17 @@ def _step_through_every_layer(at: AppTest, reference: Reference) -> list[str]:
 
 @pytest.fixture
 def forward_passes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts every forward pass the layers module runs (capture, layer table, effective receptive field)."""
+    """Counts every forward pass the layers package runs through ``_run`` (capture, effective receptive field),
+    patched in each module that looks it up."""
     calls = [0]
-    original = layers._run
+    original = capture._run
 
     def counted(root, x) -> None:
         calls[0] += 1
         original(root, x)
 
-    monkeypatch.setattr(layers, "_run", counted)
+    for module in (capture, effective_field):
+        monkeypatch.setattr(module, "_run", counted)
     return calls
 
 
