@@ -1,6 +1,6 @@
 """CNN Explorer: see how convolutional neural networks work.
 
-The public facade: re-exports only. See DESIGN.md for the data flow.
+The public facade: re-exports only. The README's Layout map says which module holds what.
 """
 
 from cnn_explorer._compat import ensure_torchvision_importable
