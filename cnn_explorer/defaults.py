@@ -276,7 +276,7 @@ def _write(
         f"{test_accuracy:.1%} held-out accuracy"
     )
     settings = spec.settings
-    data_kind = data.DATASETS[spec.data.kind]
+    data_kind = data.TRAINING_DATASETS[spec.data.kind]
     data_text = (
         f"{data_kind.title}, {spec.data.size}×{spec.data.size}: "
         + (

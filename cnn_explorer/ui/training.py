@@ -18,7 +18,7 @@ from cnn_explorer.architectures import TRAINABLE, StackError, describe_stack
 from cnn_explorer.attribution import (
     explain,
 )
-from cnn_explorer.data import DATASETS as TRAINING_DATA
+from cnn_explorer.data import TRAINING_DATASETS as TRAINING_DATA
 from cnn_explorer.data import (
     DatasetError,
     DatasetUnavailable,
