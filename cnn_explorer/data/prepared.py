@@ -26,8 +26,6 @@ from cnn_explorer.runspec import Augmentation, DataSpec
 __all__ = ["Prepared", "imbalance", "prepare", "preview"]
 
 _STATS_SAMPLE = 2000  # images the normalization statistics are measured on (all of them when fewer)
-
-
 _SIZE_RANGE = (8, 512)
 
 
