@@ -1,10 +1,11 @@
 """How a long computation reports progress and is cancelled: the callback types every module takes, once.
 
-Three kinds of progress, named for what they carry:
+Four kinds of progress, named for what they carry:
 
 - :data:`Progress`: the fraction done, 0 … 1 (explanations, trust checks, attacks, feature visualization);
 - :data:`Status`: the fraction done and, in words, what is being computed (the report);
-- :data:`ByteProgress`: bytes done and bytes in all, or None when the server did not say (downloads).
+- :data:`ByteProgress`: bytes done and bytes in all, or None when the server did not say (downloads);
+- :data:`ItemProgress`: items done and items in all (a run's images read into memory).
 
 A computation that can be cancelled polls a :data:`StopFn` and raises :class:`Cancelled` when it returns True
 (:func:`stop_if`); :func:`ticker` does both at each step of a computation with a known number of steps.
@@ -14,11 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-__all__ = ["ByteProgress", "Cancelled", "Progress", "Status", "StopFn", "stop_if", "ticker"]
+__all__ = ["ByteProgress", "Cancelled", "ItemProgress", "Progress", "Status", "StopFn", "stop_if", "ticker"]
 
 Progress = Callable[[float], None]  # fraction done, 0 … 1
 Status = Callable[[float, str], None]  # (fraction done 0 … 1, what is being computed)
 ByteProgress = Callable[[int, int | None], None]  # (bytes done, bytes in all or None)
+ItemProgress = Callable[[int, int], None]  # (items done, items in all)
 StopFn = Callable[[], bool]  # polled; True asks the computation to stop
 
 
