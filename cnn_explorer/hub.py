@@ -15,10 +15,22 @@ import torchvision.models
 
 from cnn_explorer import downloads
 from cnn_explorer.model import ModelUnavailable
+from cnn_explorer.preprocess import Preprocess
 from cnn_explorer.progress import ByteProgress
 
 # torch.hub's convention: a checkpoint file name ends with the first digits of its SHA-256.
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]*)\.")
+
+
+def weights_preprocess(weights: torchvision.models.WeightsEnum) -> Preprocess:
+    """The preprocessing torchvision's ``weights`` were trained with (their resize, crop, mean and std)."""
+    transforms = weights.transforms()
+    return Preprocess(
+        resize=transforms.resize_size[0],
+        crop=transforms.crop_size[0],
+        mean=tuple(transforms.mean),
+        std=tuple(transforms.std),
+    )
 
 
 def _checkpoint_path(weights: torchvision.models.WeightsEnum) -> Path:

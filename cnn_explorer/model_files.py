@@ -33,6 +33,7 @@ import torchvision.models
 from torch import Tensor, nn
 
 from cnn_explorer.architectures import ARCHITECTURES
+from cnn_explorer.hub import weights_preprocess
 from cnn_explorer.model import Capabilities
 from cnn_explorer.preprocess import Preprocess
 
@@ -154,13 +155,7 @@ def _torchvision_defaults(architecture: str) -> tuple[Preprocess, tuple[str, ...
     """The preprocessing of torchvision's default weights for this architecture (ImageNet's resize, crop, mean and
     std) and their class names."""
     weights = torchvision.models.get_model_weights(architecture).DEFAULT
-    transforms = weights.transforms()
-    preprocess = Preprocess(
-        resize=transforms.resize_size[0],
-        crop=transforms.crop_size[0],
-        mean=tuple(transforms.mean),
-        std=tuple(transforms.std),
-    )
+    preprocess = weights_preprocess(weights)
     return preprocess, tuple(weights.meta["categories"])
 
 

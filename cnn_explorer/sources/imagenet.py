@@ -9,7 +9,7 @@ from functools import cache
 import torch
 import torchvision.models
 
-from cnn_explorer.hub import _checkpoint_path, _download
+from cnn_explorer.hub import _checkpoint_path, _download, weights_preprocess
 from cnn_explorer.model import LoadedModel, ModelEntry, ModelUnavailable
 from cnn_explorer.model_registry import load, register_source
 from cnn_explorer.preprocess import Preprocess
@@ -58,13 +58,7 @@ def _load_imagenet(name: str, weights: torchvision.models.WeightsEnum, progress:
             f"The cached weights for {name} at {path} are damaged ({err}). Delete the file and load the model "
             "again to download a fresh copy."
         ) from err
-    transforms = weights.transforms()
-    preprocess = Preprocess(
-        resize=transforms.resize_size[0],
-        crop=transforms.crop_size[0],
-        mean=tuple(transforms.mean),
-        std=tuple(transforms.std),
-    )
+    preprocess = weights_preprocess(weights)
     return LoadedModel(
         name=name,
         module=module.eval(),
