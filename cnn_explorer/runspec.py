@@ -306,8 +306,9 @@ PRESETS["tinyvgg16-varied-shapes"] = replace(
 )
 
 # The same 16-map network on shapes half drawn varied, half sketched by hand (cnn_explorer.shape_styles: strokes
-# centred on the edge with round joins, wobbly pen lines on white paper, coloured-in scribbles). It trains the shipped
-# tinyvgg-shapes model (cnn_explorer.defaults).
+# centred on the edge with round joins, wobbly pen lines on white paper, coloured-in scribbles): the
+# best-holding-up shapes model so far (README, "Shapes drawn by other programs"), not shipped: its
+# out-of-distribution check lets three of the five sample photos through.
 PRESETS["tinyvgg16-sketched-shapes"] = replace(
     PRESETS["tinyvgg16-varied-shapes"],
     name="TinyVGG ×16 on sketched shapes",
