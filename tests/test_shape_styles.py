@@ -12,7 +12,7 @@ from PIL import Image
 
 from cnn_explorer import data, shape_styles
 from cnn_explorer.data import _OUTLINES, SHAPE_CLASSES, draw_shape
-from cnn_explorer.runspec import DataSpec, preset
+from cnn_explorer.runspec import DataSpec, RunSpec, preset
 from cnn_explorer.shape_styles import sketch
 
 
@@ -86,7 +86,8 @@ def test_sketched_shapes_are_half_sketches_and_an_option_of_the_dataset_and_its_
         for i in range(4):
             expected = draw_shape(i % 10, np.random.default_rng([1000 + epoch, i]), 64, sketched=True)
             assert np.array_equal(_pixels(prepared.train_for_epoch(epoch).image(i)), _pixels(expected))
-    assert preset("tinyvgg16-sketched-shapes").data.sketched
+    spec = preset("tinyvgg16-sketched-shapes")
+    assert spec.data.sketched and RunSpec.from_dict(spec.to_dict()) == spec  # recorded with a run, read back
     assert not preset("tinyvgg-shapes").data.sketched
 
 
