@@ -18,6 +18,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 from torch.utils.data import Dataset
 
+from cnn_explorer import shape_styles
+
 __all__ = ["SHAPE_CLASSES", "SyntheticShapes", "draw_shape"]
 
 # --- Shape outlines ---------------------------------------------------------------------------------------------
@@ -153,6 +155,7 @@ _STROKE_RANGE = (1.5, 6.0)
 # with this probability the image is multiplied by a ramp from 1 - s to 1 + s across it, s drawn up to the maximum.
 _LIGHT_PROBABILITY = 0.5
 _LIGHT_MAX_SLOPE = 0.35
+_SKETCH_PROBABILITY = 0.5  # sketched=True: the share drawn by hand (shape_styles), the rest as varied=True
 _EDGE_MARGIN = 1.0  # pixels kept clear between the shape's circumcircle and the image border
 # Antialiasing: draw the mask at 8× and box-average down, so alpha is the covered fraction. PIL fills polygons with
 # their boundary pixels included, which fattens a shape by up to one sub-pixel; at 4× that made a small arrow's thin
@@ -308,7 +311,9 @@ def _draw(label: int, rng: np.random.Generator, size: int, varied: bool = False)
     return _Drawing(image, alpha, background, colour, placement, light, stroke)
 
 
-def draw_shape(label: int, rng: np.random.Generator, size: int = 64, varied: bool = False) -> Image.Image:
+def draw_shape(
+    label: int, rng: np.random.Generator, size: int = 64, varied: bool = False, sketched: bool = False
+) -> Image.Image:
     """Draw one synthetic shape.
 
     The shape is filled and antialiased, with a random colour, circumradius (12–26 px at 64×64, in proportion at
@@ -326,6 +331,9 @@ def draw_shape(label: int, rng: np.random.Generator, size: int = 64, varied: boo
         rng: the source of every random choice; the same generator state gives the same image.
         size: width and height in pixels.
         varied: draw outlines, other sizes and uneven light too (see above).
+        sketched: as ``varied``, and half the images drawn by hand instead (:func:`cnn_explorer.shape_styles.sketch`:
+            strokes centred on the edge with round joins, wobbly, in dark ink on white paper or one colour on
+            another, or coloured in; a circle is always coloured in).
 
     Returns:
         An RGB image of ``size`` × ``size``.
@@ -333,7 +341,10 @@ def draw_shape(label: int, rng: np.random.Generator, size: int = 64, varied: boo
     Raises:
         ValueError: ``label`` is not a class index, or ``size`` is too small to draw on.
     """
-    return _draw(label, rng, size, varied).image
+    if sketched and 0 <= label < len(SHAPE_CLASSES) and size >= _MIN_SIZE and rng.random() < _SKETCH_PROBABILITY:
+        outline = _OUTLINES[SHAPE_CLASSES[label]]
+        return shape_styles.sketch(outline.fills, outline.holes, rng, size, filled=SHAPE_CLASSES[label] == "circle")
+    return _draw(label, rng, size, varied or sketched).image
 
 
 class SyntheticShapes(Dataset):
@@ -353,6 +364,7 @@ class SyntheticShapes(Dataset):
         size: int = 64,
         transform: Callable[[Image.Image], Any] | None = None,
         varied: bool = False,
+        sketched: bool = False,
     ) -> None:
         """Describe the dataset; images are drawn when indexed, not here.
 
@@ -362,6 +374,7 @@ class SyntheticShapes(Dataset):
             size: image width and height in pixels.
             transform: applied to each image (e.g. to make a tensor); None returns the PIL image.
             varied: draw them many ways (see :func:`draw_shape`).
+            sketched: and half of them by hand (see :func:`draw_shape`).
 
         Raises:
             ValueError: ``n`` or ``seed`` is negative, or ``size`` is too small.
@@ -373,6 +386,7 @@ class SyntheticShapes(Dataset):
         if size < _MIN_SIZE:
             raise ValueError(f"Image size {size} is too small to draw a recognisable shape: use at least {_MIN_SIZE}.")
         self.n, self.seed, self.size, self.transform, self.varied = n, seed, size, transform, varied
+        self.sketched = sketched
         self.classes = list(SHAPE_CLASSES)
 
     def __len__(self) -> int:
@@ -382,5 +396,5 @@ class SyntheticShapes(Dataset):
         if not 0 <= index < self.n:
             raise IndexError(f"Index {index} is out of range for {self.n} items.")
         label = index % len(SHAPE_CLASSES)
-        image = draw_shape(label, np.random.default_rng([self.seed, index]), self.size, self.varied)
+        image = draw_shape(label, np.random.default_rng([self.seed, index]), self.size, self.varied, self.sketched)
         return (self.transform(image) if self.transform else image), label

@@ -39,10 +39,19 @@ class _Images:
 class _Shapes(_Images):
     """Shapes drawn with ``seed + epoch``: fresh ones every epoch, or (``fresh=False``) the same ones."""
 
-    def __init__(self, n: int, seed: int, size: int, epoch: int = 0, fresh: bool = True, varied: bool = False) -> None:
+    def __init__(
+        self,
+        n: int,
+        seed: int,
+        size: int,
+        epoch: int = 0,
+        fresh: bool = True,
+        varied: bool = False,
+        sketched: bool = False,
+    ) -> None:
         self.n, self.seed, self.size, self.epoch, self.fresh_per_epoch = n, seed, size, epoch, fresh
-        self.varied = varied
-        self._shapes = SyntheticShapes(n, seed + epoch, size, varied=varied)
+        self.varied, self.sketched = varied, sketched
+        self._shapes = SyntheticShapes(n, seed + epoch, size, varied=varied, sketched=sketched)
 
     def __len__(self) -> int:
         return self.n
@@ -51,7 +60,9 @@ class _Shapes(_Images):
         return self._shapes[index][0]
 
     def for_epoch(self, epoch: int) -> _Images:
-        return _Shapes(self.n, self.seed, self.size, epoch, varied=self.varied) if self.fresh_per_epoch else self
+        if not self.fresh_per_epoch:
+            return self
+        return _Shapes(self.n, self.seed, self.size, epoch, varied=self.varied, sketched=self.sketched)
 
 
 class _MixedDigits(_Images):

@@ -1,8 +1,10 @@
-"""Real-browser flows for the Draw source: strokes drawn with real mouse events on the sidebar's canvas, and the
-prediction on Predict equal to what the library computes on the same PNG (read back with the sidebar's download).
+"""Real-browser flows for the Draw source: strokes drawn with real mouse events on the sidebar's canvas, the
+prediction on Predict equal to what the library computes on the same PNG (read back with the sidebar's download),
+and a drawn star and 7 recognized by the built-in models.
 
-Which class today's models give a drawn circle or 7 is the models' business (they are being retrained on drawings),
-not these tests': each title is checked against the library on the very bytes the canvas produced.
+The shipped tinyvgg-shapes calls the drawn disc a heart (it learnt only crisp generated fills); the model trained on
+sketched shapes (preset tinyvgg16-sketched-shapes) calls it a circle at 94 %, but is not shipped yet (README, "Shapes
+drawn by other programs"), so the disc's title is checked against the library only, not against "circle".
 """
 
 import math
@@ -72,6 +74,17 @@ def _disk_spiral(turns: int = 6, steps: int = 60) -> list[Point]:
     ]
 
 
+def _star(points: int = 5, outer: float = 0.36, inner: float = 0.15) -> list[Point]:
+    """A star's outline in one stroke, tips and dents in turn, from the top tip back to it."""
+    return [
+        (
+            0.5 + (outer if k % 2 == 0 else inner) * math.cos(-math.pi / 2 + k * math.pi / points),
+            0.53 + (outer if k % 2 == 0 else inner) * math.sin(-math.pi / 2 + k * math.pi / points),
+        )
+        for k in range(2 * points + 1)
+    ]
+
+
 def test_a_circle_drawn_on_tinyvgg_shapes_is_predicted_as_the_library_predicts_it(
     page: Page, idle, server: str, expected, tmp_path: Path
 ) -> None:
@@ -90,6 +103,23 @@ def test_a_circle_drawn_on_tinyvgg_shapes_is_predicted_as_the_library_predicts_i
     assert "Traceback" not in page.inner_text("body")
 
 
+def test_a_star_drawn_on_tinyvgg_shapes_is_recognized_as_the_library_predicts_it(
+    page: Page, idle, server: str, expected, tmp_path: Path
+) -> None:
+    _open_draw(page, idle, server, "tinyvgg-shapes")
+
+    _stroke(page, idle, _star())
+
+    content = _drawing(page, tmp_path)
+    pixels = np.asarray(load_image(content))
+    assert tuple(pixels[CANVAS_SIZE // 2, CANVAS_SIZE // 2]) == (255, 255, 255)  # an outline: the middle is paper
+    assert tuple(pixels[round(0.19 * CANVAS_SIZE), CANVAS_SIZE // 2]) == (0x1E, 0x2A, 0x78)  # by the top tip: ink
+    title = expected.title("tinyvgg-shapes", content)
+    assert title.startswith("star · ")
+    expect(page.locator("h1").first).to_have_text(title)
+    assert "Traceback" not in page.inner_text("body")
+
+
 def test_a_7_drawn_on_lenet5_digits_follows_each_stroke_undo_and_clear(
     page: Page, idle, server: str, expected, tmp_path: Path, save_screenshot
 ) -> None:
@@ -97,6 +127,10 @@ def test_a_7_drawn_on_lenet5_digits_follows_each_stroke_undo_and_clear(
     title = page.locator("h1").first
 
     _stroke(page, idle, [(0.28, 0.2), (0.72, 0.2), (0.58, 0.5), (0.45, 0.85)])  # a 7 in one stroke
+    seven_png = _drawing(page, tmp_path)
+    seven_title = expected.title("lenet5-digits", seven_png)
+    assert seven_title.startswith("7 · ")
+    expect(title).to_have_text(seven_title)
     after_seven = title.inner_text()
     # A second stroke, a crossbar: the pages follow it.
     _stroke(page, idle, [(0.38, 0.55), (0.72, 0.55)])
