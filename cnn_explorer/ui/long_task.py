@@ -16,6 +16,8 @@ from typing import Any
 
 import streamlit as st
 
+from cnn_explorer.progress import Progress
+
 _REQUESTED = "long_task_requested"  # session keys: results asked for by request_button, and cancelled ones
 _CANCELLED = "long_task_cancelled"
 
@@ -54,7 +56,7 @@ def results() -> ResultStore:
 def computed(
     key: tuple,
     label: str,
-    compute: Callable[[Callable[[float], None] | None], Any],
+    compute: Callable[[Progress | None], Any],
     widget_key: str,
     *,
     on_request: bool = False,
