@@ -165,12 +165,16 @@ def shape_text(shape: Sequence[int]) -> str:
     return "×".join(str(n) for n in shape)
 
 
+PACES = (0.5, 1.0, 2.0, 3.0, 5.0)  # seconds per layer while playing
+
+
 def layer_stepper(names: Sequence[str], context: Hashable = None, key: str = "layer_step") -> str:
-    """Previous / Next buttons around a slider over the layers; returns the current layer's name.
+    """Previous / Next buttons around a slider over the layers, and Play; returns the current layer's name.
 
     It starts on the first layer, and again for another ``context`` (the model's name): a layer chosen for one model
     is not carried to another. The buttons move the slider through callbacks, which run before the script: Streamlit
-    lets code set a widget's value only before the widget is drawn in a run.
+    lets code set a widget's value only before the widget is drawn in a run. The arrow keys ← and → press Previous and
+    Next (for a lecture: one key per layer); Play walks on by itself, one layer per chosen pace, and stops at the end.
     """
     names = list(names)
     follow_default(key, names[0], context, chosen=user_chose(key, context) and st.session_state[key] in names)
@@ -184,6 +188,7 @@ def layer_stepper(names: Sequence[str], context: Hashable = None, key: str = "la
         args=(names, key, -1),
         disabled=position == 0,
         width="stretch",
+        shortcut="Left",
     )
     forward.button(
         "Next",
@@ -194,11 +199,63 @@ def layer_stepper(names: Sequence[str], context: Hashable = None, key: str = "la
         args=(names, key, 1),
         disabled=position == len(names) - 1,
         width="stretch",
+        shortcut="Right",
     )
     with slider:
-        return st.select_slider(
+        name = st.select_slider(
             "Layer", names, key=key, format_func=lambda name: f"{names.index(name) + 1}/{len(names)} · {name}"
         )
+    _player(names, key, position)
+    return name
+
+
+def _player(names: list[str], key: str, position: int) -> None:
+    """Play / Pause and the pace; while playing, a timed fragment steps to the next layer and reruns the page."""
+    playing_key = f"{key}_playing"
+    playing = bool(st.session_state.get(playing_key)) and position < len(names) - 1
+    st.session_state[playing_key] = playing
+    play, pace_col, _ = st.columns([1.6, 2.4, 6], vertical_alignment="center")
+    play.button(
+        "Pause" if playing else "Play",
+        key=f"{key}_play",
+        icon=":material/pause:" if playing else ":material/play_arrow:",
+        on_click=_toggle_play,
+        args=(names, key),
+        width="stretch",
+        help="Walk through the network by itself, one layer per chosen pace",
+    )
+    pace = pace_col.select_slider(
+        "Pace",
+        PACES,
+        value=1.0,
+        key=f"{key}_pace",
+        format_func=lambda s: f"{s:g} s a layer",
+        label_visibility="collapsed",
+    )
+    if playing:
+        st.session_state[_PAGE_RUN.format(key)] = True  # this run is the page's: the fragment only draws itself
+        st.fragment(run_every=pace)(_advance_while_playing)(names, key)
+
+
+def _toggle_play(names: list[str], key: str) -> None:
+    playing_key = f"{key}_playing"
+    st.session_state[playing_key] = not st.session_state.get(playing_key)
+    if st.session_state[playing_key] and st.session_state.get(key) == names[-1]:
+        st.session_state[key] = names[0]  # Play at the last layer starts again from the first
+
+
+_PAGE_RUN = "{}_page_run"
+
+
+def _advance_while_playing(names: list[str], key: str) -> None:
+    """The fragment's body: in the page's run it only draws itself; each timed run of its own steps one layer and
+    reruns the page."""
+    if st.session_state.get(_PAGE_RUN.format(key)):
+        st.session_state[_PAGE_RUN.format(key)] = False
+        return
+    if st.session_state.get(f"{key}_playing"):
+        _step(names, key, 1)
+        st.rerun()
 
 
 def _step(names: list[str], key: str, delta: int) -> None:
