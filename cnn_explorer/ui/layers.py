@@ -28,7 +28,7 @@ from cnn_explorer.layers import (
     theoretical_field,
 )
 from cnn_explorer.model import LoadedModel
-from cnn_explorer.ui.core import follow_default, user_chose
+from cnn_explorer.ui.core import figure_png, follow_default, user_chose
 
 HIGHLIGHT_HEX = "#" + bytes(render.HIGHLIGHT_COLOUR).hex()
 _STRIP_LABELLED = 32  # longer networks are drawn as slim bars without labels
@@ -78,6 +78,18 @@ def cached_effective_field(
 ) -> Tensor:
     """The effective receptive field ``[H, W]`` of one unit, computed once per (model, image, layer, unit)."""
     return effective_receptive_field(_model, _x, layer, index)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def cached_colourbar_png(low: float, high: float, cmap: str, label: str) -> bytes:
+    """The colour bar of a map as ``st.pyplot`` would show it, drawn once per range, colour map and label."""
+    return figure_png(render.colourbar_figure(low, high, cmap, label))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def cached_histogram_png(model_name: str, digest: str, layer: str, _output: Tensor) -> bytes:
+    """The histogram of a layer's output as ``st.pyplot`` would show it, drawn once per (model, image, layer)."""
+    return figure_png(render.histogram_figure(_output, title=f"values of {layer}"))
 
 
 def network_picture(model: LoadedModel, image: Image.Image) -> Image.Image:
@@ -224,10 +236,10 @@ def _player(names: list[str], key: str, position: int) -> None:
         width="stretch",
         help="Walk through the network by itself, one layer per chosen pace",
     )
-    pace = pace_col.select_slider(
+    pace = pace_col.selectbox(
         "Pace",
         PACES,
-        value=1.0,
+        index=1,
         key=f"{key}_pace",
         format_func=lambda s: f"{s:g} s a layer",
         label_visibility="collapsed",
@@ -263,13 +275,16 @@ def _step(names: list[str], key: str, delta: int) -> None:
     st.session_state[key] = names[min(max(position, 0), len(names) - 1)]
 
 
-def filters_and_statistics(module: nn.Module, layer: str, output: Tensor) -> None:
+def filters_and_statistics(
+    module: nn.Module, layer: str, output: Tensor, shown_for: tuple[str, str] | None = None
+) -> None:
     """A layer's kernels (first conv as colour patches) beside the histogram and dead channels of its output.
 
     Args:
         module: The layer's module.
         layer: Its name, for titles.
         output: Its captured output ``[1, …]``.
+        shown_for: ``(model name, image digest)`` of the output: its histogram is then drawn once and cached.
     """
     kernels, statistics = st.columns(2)
     with kernels:
@@ -284,7 +299,10 @@ def filters_and_statistics(module: nn.Module, layer: str, output: Tensor) -> Non
             st.caption(f"A {type(module).__name__} layer has no kernels.")
     with statistics:
         stats = activation_stats(output)
-        st.pyplot(render.histogram_figure(output, title=f"values of {layer}"))
+        if shown_for is None:
+            st.pyplot(render.histogram_figure(output, title=f"values of {layer}"))
+        else:
+            st.image(cached_histogram_png(*shown_for, layer, output), width="stretch", output_format="PNG")
         dead = ", ".join(map(str, stats.dead_channels[:20])) + (" …" if len(stats.dead_channels) > 20 else "")
         st.caption(
             f"{stats.zero_share:.1%} of the values are exactly zero; mean {stats.mean:.4g}. "
@@ -540,7 +558,8 @@ def _maps_view(model: LoadedModel, output: Tensor, capture: LayerCapture) -> Sho
     with detail:
         selected = render.map_image(output[channel], low, high, grid.cmap)
         st.image(selected, width=320)
-        st.pyplot(render.colourbar_figure(low, high, grid.cmap, f"{render.SCALES[scope].label} range"), width=320)
+        label = f"{render.SCALES[scope].label} range"
+        st.image(cached_colourbar_png(low, high, grid.cmap, label), width=320, output_format="PNG")
         values = output[channel]
         st.caption(f"Channel {channel}: {float(values.min()):.4g} … {float(values.max()):.4g}")
     table = render.value_table(output[channel])
