@@ -8,6 +8,8 @@ Usage: ``python bench/bench_app.py [--reruns N] [--interactions N]``.
   of one interaction's rerun on each page (the work the server does after a click, without the network).
 - Memory: resident set size before and after ``--interactions`` interactions cycling over the pages (step a layer,
   change a display setting, change a kernel …), after a warm-up; it should stay flat.
+- Click to idle in Chromium for each everyday interaction, beside a bare Streamlit rerun: ``bench/bench_clicks.py``
+  (run here too with ``--clicks``).
 """
 
 from __future__ import annotations
@@ -156,6 +158,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reruns", type=int, default=7)
     parser.add_argument("--interactions", type=int, default=200)
+    parser.add_argument("--clicks", action="store_true", help="also time clicks in Chromium (bench/bench_clicks.py)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as work:
         home = Path(work)
@@ -175,6 +178,10 @@ def main(argv: list[str] | None = None) -> None:
             f"resident memory over {args.interactions} interactions across pages",
             f"{before:.0f} → {after:.0f} MiB ({after - before:+.0f})",
         )
+    if args.clicks:
+        from bench.bench_clicks import main as clicks
+
+        clicks([])
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from captum.robust import FGSM, PGD
 from torch import Tensor
 
 from cnn_explorer.model import LoadedModel, Prediction, predict
@@ -157,6 +156,7 @@ def _perturb(
     model: LoadedModel, pixels: Tensor, method: str, epsilon: float, label: int, steps: int, step_size: float, tick
 ) -> Tensor:
     """The adversarial pixels ``[1, C, H, W]`` from captum.robust; ``tick`` runs before every forward pass."""
+    from captum.robust import FGSM, PGD  # here, not at the top: importing captum costs seconds at the app's start
 
     def forward(p: Tensor) -> Tensor:
         tick()

@@ -23,18 +23,27 @@ ui.ood_warning(model, x, digest)
 with st.expander("Overview: every layer, its output, parameters and receptive field"):
     ui.layer_overview(layers)
 
-name = ui.layer_stepper([info.name for info in layers], context=model.name)
-st.html(ui.stack_strip(layers, name))
-shown = ui.layer_output_view(model, layers, name, capture)  # stops the page for an output it cannot draw
 
-st.markdown("### The arithmetic of one value")
-index = ui.unit_arithmetic_view(model, capture, x, name, shown, digest, picture)
+@st.fragment
+def layer_view(model, digest, x, layers, capture, picture) -> None:
+    """Everything that follows the chosen layer. A click here reruns this part alone (not the sidebar, the checks and
+    the overview above), so stepping through the layers answers in a blink."""
+    name = ui.layer_stepper([info.name for info in layers], context=model.name)
+    st.html(ui.stack_strip(layers, name))
+    shown = ui.layer_output_view(model, layers, name, capture)  # stops the page for an output it cannot draw
 
-st.markdown("### Receptive field")
-ui.receptive_field_view(model, layers, name, index, digest, x, picture)
+    st.markdown("### The arithmetic of one value")
+    index = ui.unit_arithmetic_view(model, capture, x, name, shown, digest, picture)
 
-with st.expander("Filters and statistics"):
-    path = next(info.path for info in layers if info.name == name)
-    ui.filters_and_statistics(model.module.get_submodule(path), name, capture.outputs[name])
+    st.markdown("### Receptive field")
+    ui.receptive_field_view(model, layers, name, index, digest, x, picture)
 
-ui.layer_downloads(model.name, name, shown)
+    with st.expander("Filters and statistics"):
+        path = next(info.path for info in layers if info.name == name)
+        module = model.module.get_submodule(path)
+        ui.filters_and_statistics(module, name, capture.outputs[name], shown_for=(model.name, digest))
+
+    ui.layer_downloads(model.name, name, shown)
+
+
+layer_view(model, digest, x, layers, capture, picture)

@@ -5,18 +5,20 @@ Every function has the signature ``(module, x, targets, layer, values, seed) -> 
 (lock, eval mode, in-place ReLUs, progress hooks) and calls one. The gradient and perturbation methods are captum's
 (``captum.attr``), the CAMs TorchCAM's (``torchcam.methods``, Grad-CAM++ with the paper's weights), guided Grad-CAM
 their product. :func:`blurred` is the blurred baseline, shared with the trust checks' insertion curve.
+
+captum and TorchCAM are imported by the functions that use them, on the first explanation: importing them costs
+seconds, and most pages (and the app's cold start) never need them.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from captum.attr import GuidedBackprop, IntegratedGradients, NoiseTunnel, Occlusion, Saliency
 from torch import Tensor, nn
-from torchcam.methods import GradCAM, GradCAMpp, LayerCAM, ScoreCAM
 
 __all__ = [
     "blurred",
@@ -29,12 +31,16 @@ def _captum_target(targets: list[int]) -> int | list[int]:
 
 
 def _saliency(module: nn.Module, x: Tensor, targets: list[int], layer: str | None, values: dict, seed: int) -> Tensor:
+    from captum.attr import Saliency
+
     return Saliency(module).attribute(x, target=_captum_target(targets), abs=True).detach()
 
 
 def _integrated_gradients(
     module: nn.Module, x: Tensor, targets: list[int], layer: str | None, values: dict, seed: int
 ) -> Tensor:
+    from captum.attr import IntegratedGradients
+
     baseline = blurred(x) if values["baseline"] == "blurred" else torch.zeros_like(x)
     ig = IntegratedGradients(module)
     return ig.attribute(
@@ -47,6 +53,8 @@ def _integrated_gradients(
 
 
 def _smoothgrad(module: nn.Module, x: Tensor, targets: list[int], layer: str | None, values: dict, seed: int) -> Tensor:
+    from captum.attr import NoiseTunnel, Saliency
+
     # The paper's noise level is a fraction of the input's range; captum's default (stdev 1.0) ignores the range.
     spans = (x.flatten(1).amax(dim=1) - x.flatten(1).amin(dim=1)).clamp_min(1e-6)
     stdevs = (values["noise"] * spans).tolist()
@@ -72,6 +80,8 @@ def _smoothgrad(module: nn.Module, x: Tensor, targets: list[int], layer: str | N
 def _guided_backprop(
     module: nn.Module, x: Tensor, targets: list[int], layer: str | None, values: dict, seed: int
 ) -> Tensor:
+    from captum.attr import GuidedBackprop
+
     return GuidedBackprop(module).attribute(x, target=_captum_target(targets)).detach()
 
 
@@ -82,6 +92,8 @@ def _occlusion_geometry(x: Tensor, values: dict) -> tuple[tuple[int, int], tuple
 
 
 def _occlusion(module: nn.Module, x: Tensor, targets: list[int], layer: str | None, values: dict, seed: int) -> Tensor:
+    from captum.attr import Occlusion
+
     window, stride = _occlusion_geometry(x, values)
     channels = x.shape[1]
     return (
@@ -98,34 +110,47 @@ def _occlusion(module: nn.Module, x: Tensor, targets: list[int], layer: str | No
     )
 
 
-class _GradCAMpp(GradCAMpp):
-    """TorchCAM's Grad-CAM++ with the paper's pixel weights.
+@functools.cache
+def _gradcam_pp() -> type:
+    """TorchCAM's Grad-CAM++ with the paper's weights (a class built on first use: TorchCAM loads then)."""
+    from torchcam.methods import GradCAMpp
 
-    TorchCAM 0.5.0 computes ``alpha[mask].div_(…)``: boolean indexing returns a copy, so the division never reaches
-    ``alpha`` and every map is weighted by ``Σ g² · ReLU(g)`` instead of the paper's
-    ``α = g² / (2g² + Σ_ab A_ab g³)`` (eq. 19, exponential-score closed form). Tested against the formula.
-    """
+    class _GradCAMpp(GradCAMpp):
+        """TorchCAM's Grad-CAM++ with the paper's pixel weights.
 
-    def _get_weights(
-        self, class_idx: int | list[int], scores: Tensor, eps: float = 1e-8, **kwargs: Any
-    ) -> list[Tensor]:
-        self._backprop(scores, class_idx, **kwargs)
-        weights = []
-        for activation, gradient in zip(self.hook_a, self.hook_g, strict=True):
-            g2 = gradient.pow(2)
-            denominator = 2 * g2 + (activation * gradient.pow(3)).flatten(2).sum(-1)[..., None, None]
-            alpha = torch.where(g2 > 0, g2 / (denominator + eps), torch.zeros_like(g2))
-            weights.append((alpha * torch.relu(gradient)).flatten(2).sum(-1))
-        return weights
+        TorchCAM 0.5.0 computes ``alpha[mask].div_(…)``: boolean indexing returns a copy, so the division never reaches
+        ``alpha`` and every map is weighted by ``Σ g² · ReLU(g)`` instead of the paper's
+        ``α = g² / (2g² + Σ_ab A_ab g³)`` (eq. 19, exponential-score closed form). Tested against the formula.
+        """
+
+        def _get_weights(
+            self, class_idx: int | list[int], scores: Tensor, eps: float = 1e-8, **kwargs: Any
+        ) -> list[Tensor]:
+            self._backprop(scores, class_idx, **kwargs)
+            weights = []
+            for activation, gradient in zip(self.hook_a, self.hook_g, strict=True):
+                g2 = gradient.pow(2)
+                denominator = 2 * g2 + (activation * gradient.pow(3)).flatten(2).sum(-1)[..., None, None]
+                alpha = torch.where(g2 > 0, g2 / (denominator + eps), torch.zeros_like(g2))
+                weights.append((alpha * torch.relu(gradient)).flatten(2).sum(-1))
+            return weights
+
+    return _GradCAMpp
 
 
-_TORCHCAM = {"gradcam": GradCAM, "gradcam++": _GradCAMpp, "layercam": LayerCAM, "scorecam": ScoreCAM}
+_TORCHCAM = frozenset({"gradcam", "gradcam++", "layercam", "scorecam"})  # the CAMs TorchCAM computes
+
+
+def _torchcam_class(method: str) -> type:
+    from torchcam.methods import GradCAM, LayerCAM, ScoreCAM
+
+    return {"gradcam": GradCAM, "gradcam++": _gradcam_pp(), "layercam": LayerCAM, "scorecam": ScoreCAM}[method]
 
 
 def _torchcam(module: nn.Module, x: Tensor, targets: list[int], layer: str, method: str, values: dict) -> Tensor:
     """A CAM at the layer's resolution, not normalized (TorchCAM applies the method's ReLU)."""
     options = {"batch_size": values["batch"]} if method == "scorecam" else {}
-    with _TORCHCAM[method](module, target_layer=layer, **options) as extractor:
+    with _torchcam_class(method)(module, target_layer=layer, **options) as extractor:
         if method == "scorecam":
             with torch.no_grad():
                 scores = module(x)

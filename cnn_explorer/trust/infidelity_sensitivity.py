@@ -9,7 +9,6 @@ Two of the checks :func:`~cnn_explorer.trust.report.trust_report` runs.
 from __future__ import annotations
 
 import torch
-from captum import metrics as captum_metrics
 from torch import Tensor
 
 from cnn_explorer.attribution import Explanation, explain_batch
@@ -68,6 +67,8 @@ def infidelity(
     def perturb(inputs: Tensor) -> tuple[Tensor, Tensor]:
         perturbation = torch.randn(inputs.shape, generator=generator, dtype=inputs.dtype) * stdev
         return perturbation, inputs - perturbation
+
+    from captum import metrics as captum_metrics  # here, not at the top: importing captum costs seconds at the start
 
     with model.lock:
         value = captum_metrics.infidelity(
@@ -157,6 +158,8 @@ def sensitivity(
             )
         maps = torch.stack([e.heatmap for e in found])
         return (maps,) if as_tuple else maps
+
+    from captum import metrics as captum_metrics
 
     value = captum_metrics.sensitivity_max(
         heatmaps,

@@ -3,6 +3,7 @@ that follow the model and image."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
@@ -162,3 +163,15 @@ def model_or_why(name: str) -> tuple[LoadedModel | None, str | None]:
         return cached_model(name), None
     except ModelUnavailable as err:
         return None, str(err)
+
+
+# What st.pyplot passes to savefig: a figure saved with these and shown with st.image is the same picture, and its
+# bytes can be cached by what the figure shows (rendering a Matplotlib figure costs tens of milliseconds per rerun).
+PYPLOT_SAVEFIG = {"bbox_inches": "tight", "dpi": 200, "format": "png"}
+
+
+def figure_png(figure: Any) -> bytes:
+    """A Matplotlib figure as the PNG ``st.pyplot`` would show."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, **PYPLOT_SAVEFIG)
+    return buffer.getvalue()

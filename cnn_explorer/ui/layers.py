@@ -28,7 +28,7 @@ from cnn_explorer.layers import (
     theoretical_field,
 )
 from cnn_explorer.model import LoadedModel
-from cnn_explorer.ui.core import follow_default, user_chose
+from cnn_explorer.ui.core import figure_png, follow_default, user_chose
 
 HIGHLIGHT_HEX = "#" + bytes(render.HIGHLIGHT_COLOUR).hex()
 _STRIP_LABELLED = 32  # longer networks are drawn as slim bars without labels
@@ -78,6 +78,18 @@ def cached_effective_field(
 ) -> Tensor:
     """The effective receptive field ``[H, W]`` of one unit, computed once per (model, image, layer, unit)."""
     return effective_receptive_field(_model, _x, layer, index)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def cached_colourbar_png(low: float, high: float, cmap: str, label: str) -> bytes:
+    """The colour bar of a map as ``st.pyplot`` would show it, drawn once per range, colour map and label."""
+    return figure_png(render.colourbar_figure(low, high, cmap, label))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def cached_histogram_png(model_name: str, digest: str, layer: str, _output: Tensor) -> bytes:
+    """The histogram of a layer's output as ``st.pyplot`` would show it, drawn once per (model, image, layer)."""
+    return figure_png(render.histogram_figure(_output, title=f"values of {layer}"))
 
 
 def network_picture(model: LoadedModel, image: Image.Image) -> Image.Image:
@@ -165,12 +177,16 @@ def shape_text(shape: Sequence[int]) -> str:
     return "×".join(str(n) for n in shape)
 
 
+PACES = (0.5, 1.0, 2.0, 3.0, 5.0)  # seconds per layer while playing
+
+
 def layer_stepper(names: Sequence[str], context: Hashable = None, key: str = "layer_step") -> str:
-    """Previous / Next buttons around a slider over the layers; returns the current layer's name.
+    """Previous / Next buttons around a slider over the layers, and Play; returns the current layer's name.
 
     It starts on the first layer, and again for another ``context`` (the model's name): a layer chosen for one model
     is not carried to another. The buttons move the slider through callbacks, which run before the script: Streamlit
-    lets code set a widget's value only before the widget is drawn in a run.
+    lets code set a widget's value only before the widget is drawn in a run. The arrow keys ← and → press Previous and
+    Next (for a lecture: one key per layer); Play walks on by itself, one layer per chosen pace, and stops at the end.
     """
     names = list(names)
     follow_default(key, names[0], context, chosen=user_chose(key, context) and st.session_state[key] in names)
@@ -184,6 +200,7 @@ def layer_stepper(names: Sequence[str], context: Hashable = None, key: str = "la
         args=(names, key, -1),
         disabled=position == 0,
         width="stretch",
+        shortcut="Left",
     )
     forward.button(
         "Next",
@@ -194,11 +211,63 @@ def layer_stepper(names: Sequence[str], context: Hashable = None, key: str = "la
         args=(names, key, 1),
         disabled=position == len(names) - 1,
         width="stretch",
+        shortcut="Right",
     )
     with slider:
-        return st.select_slider(
+        name = st.select_slider(
             "Layer", names, key=key, format_func=lambda name: f"{names.index(name) + 1}/{len(names)} · {name}"
         )
+    _player(names, key, position)
+    return name
+
+
+def _player(names: list[str], key: str, position: int) -> None:
+    """Play / Pause and the pace; while playing, a timed fragment steps to the next layer and reruns the page."""
+    playing_key = f"{key}_playing"
+    playing = bool(st.session_state.get(playing_key)) and position < len(names) - 1
+    st.session_state[playing_key] = playing
+    play, pace_col, _ = st.columns([1.6, 2.4, 6], vertical_alignment="center")
+    play.button(
+        "Pause" if playing else "Play",
+        key=f"{key}_play",
+        icon=":material/pause:" if playing else ":material/play_arrow:",
+        on_click=_toggle_play,
+        args=(names, key),
+        width="stretch",
+        help="Walk through the network by itself, one layer per chosen pace",
+    )
+    pace = pace_col.selectbox(
+        "Pace",
+        PACES,
+        index=1,
+        key=f"{key}_pace",
+        format_func=lambda s: f"{s:g} s a layer",
+        label_visibility="collapsed",
+    )
+    if playing:
+        st.session_state[_PAGE_RUN.format(key)] = True  # this run is the page's: the fragment only draws itself
+        st.fragment(run_every=pace)(_advance_while_playing)(names, key)
+
+
+def _toggle_play(names: list[str], key: str) -> None:
+    playing_key = f"{key}_playing"
+    st.session_state[playing_key] = not st.session_state.get(playing_key)
+    if st.session_state[playing_key] and st.session_state.get(key) == names[-1]:
+        st.session_state[key] = names[0]  # Play at the last layer starts again from the first
+
+
+_PAGE_RUN = "{}_page_run"
+
+
+def _advance_while_playing(names: list[str], key: str) -> None:
+    """The fragment's body: in the page's run it only draws itself; each timed run of its own steps one layer and
+    reruns the page."""
+    if st.session_state.get(_PAGE_RUN.format(key)):
+        st.session_state[_PAGE_RUN.format(key)] = False
+        return
+    if st.session_state.get(f"{key}_playing"):
+        _step(names, key, 1)
+        st.rerun()
 
 
 def _step(names: list[str], key: str, delta: int) -> None:
@@ -206,13 +275,16 @@ def _step(names: list[str], key: str, delta: int) -> None:
     st.session_state[key] = names[min(max(position, 0), len(names) - 1)]
 
 
-def filters_and_statistics(module: nn.Module, layer: str, output: Tensor) -> None:
+def filters_and_statistics(
+    module: nn.Module, layer: str, output: Tensor, shown_for: tuple[str, str] | None = None
+) -> None:
     """A layer's kernels (first conv as colour patches) beside the histogram and dead channels of its output.
 
     Args:
         module: The layer's module.
         layer: Its name, for titles.
         output: Its captured output ``[1, …]``.
+        shown_for: ``(model name, image digest)`` of the output: its histogram is then drawn once and cached.
     """
     kernels, statistics = st.columns(2)
     with kernels:
@@ -227,7 +299,10 @@ def filters_and_statistics(module: nn.Module, layer: str, output: Tensor) -> Non
             st.caption(f"A {type(module).__name__} layer has no kernels.")
     with statistics:
         stats = activation_stats(output)
-        st.pyplot(render.histogram_figure(output, title=f"values of {layer}"))
+        if shown_for is None:
+            st.pyplot(render.histogram_figure(output, title=f"values of {layer}"))
+        else:
+            st.image(cached_histogram_png(*shown_for, layer, output), width="stretch", output_format="PNG")
         dead = ", ".join(map(str, stats.dead_channels[:20])) + (" …" if len(stats.dead_channels) > 20 else "")
         st.caption(
             f"{stats.zero_share:.1%} of the values are exactly zero; mean {stats.mean:.4g}. "
@@ -483,7 +558,8 @@ def _maps_view(model: LoadedModel, output: Tensor, capture: LayerCapture) -> Sho
     with detail:
         selected = render.map_image(output[channel], low, high, grid.cmap)
         st.image(selected, width=320)
-        st.pyplot(render.colourbar_figure(low, high, grid.cmap, f"{render.SCALES[scope].label} range"), width=320)
+        label = f"{render.SCALES[scope].label} range"
+        st.image(cached_colourbar_png(low, high, grid.cmap, label), width=320, output_format="PNG")
         values = output[channel]
         st.caption(f"Channel {channel}: {float(values.min()):.4g} … {float(values.max()):.4g}")
     table = render.value_table(output[channel])

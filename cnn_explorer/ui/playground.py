@@ -51,7 +51,7 @@ from cnn_explorer.playground import (
     translation_effect,
     weight_sharing,
 )
-from cnn_explorer.ui.core import cached_input, require_selection, selection
+from cnn_explorer.ui.core import cached_input, figure_png, require_selection, selection
 from cnn_explorer.ui.layers import bounded_number, cached_capture, cached_layer_table, grid_table, shape_text
 from cnn_explorer.ui.long_task import computed, request_button
 from cnn_explorer.ui.own_model import unavailable
@@ -93,6 +93,21 @@ def cached_translation(
 ) -> TranslationEffect:
     """:func:`~cnn_explorer.playground.translation_effect`, once per (model, image, settings)."""
     return translation_effect(_model, _x, layer, kind=kind, window=window, stride=stride, max_shift=max_shift)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def cached_activation_curves_png(chosen: tuple[str, ...]) -> bytes:
+    """The chosen activations and their derivatives as ``st.pyplot`` would show them, drawn once per choice."""
+    x = torch.linspace(*_CURVE_RANGE, _CURVE_POINTS)
+    curves = {ACTIVATIONS[key].name: activation_curve(key, x) for key in chosen}
+    return figure_png(render.activation_figure(x, curves))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def cached_gradient_flow_png(compared: tuple[str, ...], depth: int) -> bytes:
+    """The gradient-flow comparison as ``st.pyplot`` would show it, drawn once per (activations, depth)."""
+    flows = {ACTIVATIONS[key].name: cached_gradient_flow(key, depth).norms for key in compared}
+    return figure_png(render.gradient_flow_figure(flows))
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -452,9 +467,7 @@ def activations_view(model: LoadedModel | None, image: Image.Image, digest: str)
         key="act_chosen",
     )
     if chosen:
-        x = torch.linspace(*_CURVE_RANGE, _CURVE_POINTS)
-        curves = {ACTIVATIONS[key].name: activation_curve(key, x) for key in chosen}
-        st.pyplot(render.activation_figure(x, curves), width="stretch")
+        st.image(cached_activation_curves_png(tuple(chosen)), width="stretch", output_format="PNG")
         for key in chosen:
             spec = ACTIVATIONS[key]
             st.markdown(f"**{spec.name}** $f(x) = {spec.formula}$, $f'(x) = {spec.derivative_formula}$ — {spec.note}")
@@ -513,7 +526,7 @@ def activations_view(model: LoadedModel | None, image: Image.Image, digest: str)
     flows = {ACTIVATIONS[key].name: cached_gradient_flow(key, depth) for key in compared}
     if flows:
         chart, note = st.columns([3, 2])
-        chart.pyplot(render.gradient_flow_figure({name: flow.norms for name, flow in flows.items()}), width="stretch")
+        chart.image(cached_gradient_flow_png(tuple(compared), depth), width="stretch", output_format="PNG")
         note.markdown(
             "\n".join(
                 f"- **{name}**: layer 1 gets {flow.norms[0]:.2g}, layer {depth} gets {flow.norms[-1]:.2g} "

@@ -460,3 +460,22 @@ def test_another_model_starts_on_its_first_layer_and_channel(app: AppTest) -> No
     assert _current_layer(app) == reference.layers[0].name
     assert _widget_value(app, "layer_channel") == 0
     _assert_arithmetic_matches(app, reference)
+
+
+def test_cached_figures_are_saved_as_st_pyplot_saves_them() -> None:
+    """The colour bar and the histogram are cached PNGs shown with st.image: the same picture st.pyplot showed, only
+    if they are saved with st.pyplot's own savefig settings (this fails when Streamlit changes them)."""
+    import io
+
+    from PIL import Image
+    from streamlit.elements import pyplot as st_pyplot
+
+    from cnn_explorer.ui.core import PYPLOT_SAVEFIG, figure_png
+
+    assert PYPLOT_SAVEFIG == st_pyplot._DEFAULT_SAVEFIG_OPTIONS
+    figure = render.colourbar_figure(-1.0, 2.0, "RdBu_r", "per layer range")
+    expected = io.BytesIO()
+    figure.savefig(expected, **st_pyplot._DEFAULT_SAVEFIG_OPTIONS)
+    png = figure_png(figure)
+    assert png == expected.getvalue()
+    assert Image.open(io.BytesIO(png)).format == "PNG"

@@ -46,6 +46,31 @@ def test_next_steps_to_the_following_layers(page: Page, idle, expected, save_scr
     save_screenshot(page, "layers.png")
 
 
+def test_arrow_keys_and_play_step_through_the_layers(page: Page, idle, expected) -> None:
+    names = [info.name for info in list_layers(load_model(expected.default_model()))]
+    _open_layers(page, idle)
+    slider_value = page.get_by_test_id("stSliderThumbValue").first
+    expect(slider_value).to_have_text(f"1/{len(names)} · {names[0]}")
+
+    page.locator("h1").click()  # the page has the focus, no input: the arrows are the stepper's
+    for key, step in (("ArrowRight", 1), ("ArrowRight", 2), ("ArrowLeft", 1)):
+        page.keyboard.press(key)
+        idle(page)
+        expect(slider_value).to_have_text(f"{step + 1}/{len(names)} · {names[step]}")
+        expect(page.get_by_test_id("stMain").locator("h3").first).to_contain_text(f"{names[step]} · ")
+
+    main = page.get_by_test_id("stMain")
+    main.get_by_role("button", name="Play").click()
+    expect(slider_value).to_have_text(f"4/{len(names)} · {names[3]}", timeout=60_000)  # one layer a second
+    main.get_by_role("button", name="Pause").click()
+    idle(page)
+    paused = slider_value.inner_text()
+    page.wait_for_timeout(2500)
+    expect(slider_value).to_have_text(paused)
+    expect(main.get_by_role("button", name="Play")).to_be_visible()
+    assert not page.get_by_test_id("stException").count()
+
+
 @pytest.fixture
 def server_hub(server: str, hub_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The test hub cache, seen by the running server.
