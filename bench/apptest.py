@@ -5,6 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# Debian's Chromium as the benchmarks drive it, and the page state that means a rerun has finished.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -29,13 +29,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as a script, Python puts bench/ on the path, not the repository root
 
-from bench.apptest import served_app  # noqa: E402
+from bench.apptest import CHROMIUM, CHROMIUM_ARGS, IDLE, served_app  # noqa: E402
 from bench.summary import record  # noqa: E402
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
-IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 
 
 def rss_mib() -> float:
