@@ -38,10 +38,10 @@ def layer_view(model, digest, x, layers, capture, picture) -> None:
     st.markdown("### Receptive field")
     ui.receptive_field_view(model, layers, name, index, digest, x, picture)
 
-    with st.expander("Filters and statistics"):
-        path = next(info.path for info in layers if info.name == name)
-        module = model.module.get_submodule(path)
-        ui.filters_and_statistics(module, name, capture.outputs[name], shown_for=(model.name, digest))
+    with st.expander("Filters and statistics", key="layer_filters", on_change="rerun") as filters:
+        if filters.open:  # drawn only when opened: a closed one cost a histogram per new layer
+            module = model.module.get_submodule(next(info.path for info in layers if info.name == name))
+            ui.filters_and_statistics(module, name, capture.outputs[name], shown_for=(model.name, digest))
 
     ui.layer_downloads(model.name, name, shown)
 

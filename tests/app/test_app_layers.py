@@ -479,3 +479,28 @@ def test_cached_figures_are_saved_as_st_pyplot_saves_them() -> None:
     png = figure_png(figure)
     assert png == expected.getvalue()
     assert Image.open(io.BytesIO(png)).format == "PNG"
+
+
+def test_filters_and_statistics_are_drawn_only_when_opened(app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The closed "Filters and statistics" expander drew a Matplotlib histogram for every new layer, 183 ms of a
+    277 ms step; it now runs its content only when opened, and shows the same kernels and statistics then."""
+    import cnn_explorer.ui
+
+    drawn: list[str] = []
+    original = cnn_explorer.ui.filters_and_statistics
+    monkeypatch.setattr(
+        cnn_explorer.ui, "filters_and_statistics", lambda *a, **k: drawn.append(a[1]) or original(*a, **k)
+    )
+    _open_layers(app)
+    app.button(key="layer_step_next").click().run()
+    (closed,) = [e for e in app.expander if e.label == "Filters and statistics"]
+    assert drawn == [] and not closed.caption and not closed.image
+
+    app.session_state["layer_filters"] = True  # the person opens it
+    app.run()
+    _assert_clean(app)
+    (opened,) = [e for e in app.expander if e.label == "Filters and statistics"]
+    assert drawn == [_current_layer(app)] == ["relu_1_1"]
+    kernels, statistics = (c.value for c in opened.caption)
+    assert kernels == "A ReLU layer has no kernels." and "of the values are exactly zero" in statistics
+    assert len(opened.image) == 1  # the histogram

@@ -46,6 +46,24 @@ def test_next_steps_to_the_following_layers(page: Page, idle, expected, save_scr
     save_screenshot(page, "layers.png")
 
 
+def test_filters_and_statistics_appear_when_opened_and_follow_the_layer(page: Page, idle, save_screenshot) -> None:
+    """The expander runs its content only when opened (on_change="rerun"): a click opens it with the kernels and
+    the statistics of the current layer, and it stays open, with the next layer's, after Next."""
+    _open_layers(page, idle)
+    expander = page.get_by_test_id("stExpander").filter(has_text="Filters and statistics")
+    expect(expander).not_to_contain_text("of the values are exactly zero")
+    expander.get_by_text("Filters and statistics").click()
+    idle(page)
+    expect(expander).to_contain_text("of the values are exactly zero")
+    expect(expander).to_contain_text("filters, 3 of 3 input channels each")  # the first conv's kernels
+    expect(expander.get_by_test_id("stImage")).to_have_count(2)  # the kernels and the histogram
+    page.get_by_role("button", name="Next").click()
+    idle(page)
+    expect(expander).to_contain_text("layer has no kernels")  # the ReLU after it
+    expect(expander).to_contain_text("of the values are exactly zero")
+    save_screenshot(page, "layers-filters-open.png")
+
+
 def test_arrow_keys_and_play_step_through_the_layers(page: Page, idle, expected) -> None:
     names = [info.name for info in list_layers(load_model(expected.default_model()))]
     _open_layers(page, idle)
