@@ -36,7 +36,7 @@ from cnn_explorer.render.figures import (
     top_k_figure,
     vector_figure,
 )
-from cnn_explorer.render.grid_chart import GRID_SELECTION, GRID_TILES_VIEW, grid_chart, grid_tiles
+from cnn_explorer.render.grid_chart import GRID_SELECTION, GRID_TILES_VIEW, grid_chart, grid_chart_spec, grid_tiles
 from cnn_explorer.render.grids import FeatureGrid, KernelGrid, KernelMode, TiledImage, feature_grid, kernel_grid
 from cnn_explorer.render.pictures import (
     channel_maps,
@@ -88,6 +88,7 @@ __all__ = [
     "framed",
     "gradient_flow_figure",
     "grid_chart",
+    "grid_chart_spec",
     "grid_tiles",
     "heat_overlay",
     "histogram_figure",

@@ -5,6 +5,9 @@ the one clicked, with one row of statistics per map (:func:`grid_tiles`).
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
+from typing import Any
 
 import altair as alt
 import numpy as np
@@ -19,6 +22,7 @@ __all__ = [
     "GRID_SELECTION",
     "GRID_TILES_VIEW",
     "grid_chart",
+    "grid_chart_spec",
     "grid_tiles",
 ]
 
@@ -68,83 +72,113 @@ def grid_tiles(grid: FeatureGrid, maps: Tensor | np.ndarray) -> pd.DataFrame:
 
 
 def grid_chart(grid: FeatureGrid, maps: Tensor | np.ndarray, png: bytes | None = None) -> alt.LayerChart:
-    """A feature grid as a Vega-Lite chart that tells which map the pointer is on and which one was clicked.
+    """:func:`grid_chart_spec` as an Altair chart (for ``st.altair_chart`` or ``chart.save``); same arguments.
+
+    A page that draws it on every rerun hands the spec itself to ``st.vega_lite_chart``: building and validating an
+    Altair chart costs tens of milliseconds a run, the dict well under one.
+    """
+    return alt.LayerChart.from_dict(grid_chart_spec(grid, maps, png))
+
+
+def grid_chart_spec(grid: FeatureGrid, maps: Tensor | np.ndarray, png: bytes | None = None) -> dict[str, Any]:
+    """A feature grid as a Vega-Lite spec that tells which map the pointer is on and which one was clicked.
 
     Layers on one pixel coordinate system: the grid image itself, drawn at its own size (the chart is exactly
     ``image.width × image.height`` with no axes or padding) and never smoothed, so each value stays a crisp square;
     an outline around the map under the pointer; and over every map an invisible rectangle (:func:`grid_tiles`)
     with a tooltip (channel, min, max, mean) that belongs to the click selection :data:`GRID_SELECTION` over the
-    field ``"channel"``. Given to ``st.altair_chart(..., on_select=…, selection_mode=GRID_SELECTION)``, a click returns
-    ``{"selection": {GRID_SELECTION: [{"channel": c}]}}``.
+    field ``"channel"``. Given to ``st.vega_lite_chart(spec, on_select=…, selection_mode=GRID_SELECTION)``, a click
+    returns ``{"selection": {GRID_SELECTION: [{"channel": c}]}}``.
+
+    The dict is written out directly, as Altair would write the same chart (no theme): it is built on every step
+    through the layers, and an Altair chart's construction and validation cost tens of milliseconds.
 
     Args:
         grid: From :func:`feature_grid` of ``maps``.
         maps: The maps the grid shows, for the tooltips.
         png: The grid image already encoded by :func:`to_png_bytes` (a page that offers it for download too);
             None encodes it here.
+
+    Returns:
+        A JSON-serialisable Vega-Lite spec; the tiles are its dataset named by their content.
     """
-    tiles = grid_tiles(grid, maps)
+    rows = grid_tiles(grid, maps).to_dict("records")
+    tiles = "tiles-" + hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:32]
     width, height = grid.image.size
     url = "data:image/png;base64," + base64.b64encode(png or to_png_bytes(grid.image)).decode("ascii")
     # Pixel coordinates: x from the left edge, y from the top edge (reversed), one unit = one image pixel.
-    x_scale = alt.Scale(domain=[0, width], nice=False, zero=False)
-    y_scale = alt.Scale(domain=[0, height], nice=False, zero=False, reverse=True)
-    picture = (
-        alt.Chart(alt.Data(values=[{"url": url}]))
-        .mark_image(aspect=False, smooth=False)
-        .encode(
-            url="url:N",
-            x=alt.X(datum=0, scale=x_scale, axis=None),
-            x2=alt.X2(datum=width),
-            y=alt.Y(datum=0, scale=y_scale, axis=None),
-            y2=alt.Y2(datum=height),
-        )
-    )
-    clicked = alt.selection_point(name=GRID_SELECTION, fields=["channel"], on="click", toggle=False)
-    hovered = alt.selection_point(
-        name=_GRID_HOVER, fields=["channel"], on="pointerover", clear="pointerout", empty=False
-    )
-    position = {
-        "x": alt.X("left:Q", scale=x_scale, axis=None),
-        "x2": "right:Q",
-        "y": alt.Y("top:Q", scale=y_scale, axis=None),
-        "y2": "bottom:Q",
+    x_scale = {"domain": [0, width], "nice": False, "zero": False}
+    y_scale = {"domain": [0, height], "nice": False, "zero": False, "reverse": True}
+    picture = {
+        "data": {"values": [{"url": url}]},
+        "mark": {"type": "image", "aspect": False, "smooth": False},
+        "encoding": {
+            "url": {"field": "url", "type": "nominal"},
+            "x": {"axis": None, "scale": x_scale, "datum": 0},
+            "x2": {"datum": width},
+            "y": {"axis": None, "scale": y_scale, "datum": 0},
+            "y2": {"datum": height},
+        },
     }
+
+    def position() -> dict[str, Any]:
+        return {
+            "x": {"axis": None, "field": "left", "scale": dict(x_scale), "type": "quantitative"},
+            "x2": {"field": "right"},
+            "y": {"axis": None, "field": "top", "scale": dict(y_scale), "type": "quantitative"},
+            "y2": {"field": "bottom"},
+        }
+
     # The outline of the map under the pointer, drawn inside the highlight ring so that it never hides which map
     # is selected; below the hit areas, which take every pointer event.
     inset = _frame_thickness(grid.cell_size, grid.gap) - grid.gap + 2
-    outline = (
-        alt.Chart(tiles)
-        .mark_rect(
-            filled=False,
-            stroke="#0f172a",
-            strokeWidth=2,
-            xOffset=inset,
-            x2Offset=-inset,
-            yOffset=inset,
-            y2Offset=-inset,
-        )
-        .encode(**position, strokeOpacity=alt.when(hovered).then(alt.value(0.9)).otherwise(alt.value(0.0)))
-    )
-    tooltip = [alt.Tooltip("channel:Q", title="channel")] + [
-        alt.Tooltip(f"{name}:Q", title=name, format=".4g") for name in ("min", "max", "mean")
+    outline = {
+        "data": {"name": tiles},
+        "mark": {
+            "type": "rect",
+            "filled": False,
+            "stroke": "#0f172a",
+            "strokeWidth": 2,
+            "x2Offset": -inset,
+            "xOffset": inset,
+            "y2Offset": -inset,
+            "yOffset": inset,
+        },
+        "encoding": {
+            "strokeOpacity": {"condition": [{"param": _GRID_HOVER, "value": 0.9, "empty": False}], "value": 0.0},
+            **position(),
+        },
+    }
+    tooltip = [{"field": "channel", "title": "channel", "type": "quantitative"}] + [
+        {"field": name, "format": ".4g", "title": name, "type": "quantitative"} for name in ("min", "max", "mean")
     ]
-    hit_areas = (
-        alt.Chart(tiles)
-        .mark_rect(fill="white", fillOpacity=0, cursor="pointer")  # invisible: the image shows through
-        .encode(**position, tooltip=tooltip)
-        .add_params(clicked, hovered)
-        .properties(name=GRID_TILES_VIEW)
-    )
-    return (
-        alt.layer(picture, outline, hit_areas)
-        .properties(
-            width=width,
-            height=height,
-            padding={"left": 0, "top": 0, "right": 0, "bottom": 0},  # Streamlit adds 20 px at the bottom otherwise
-            autosize=alt.AutoSizeParams(type="none"),
-            # SVG, not canvas: a grid of up to a few hundred tiles is light, and every tile takes pointer events.
-            usermeta={"embedOptions": {"renderer": "svg"}},
-        )
-        .configure_view(stroke=None)
-    )
+    hit_areas = {  # invisible: the image shows through
+        "data": {"name": tiles},
+        "mark": {"type": "rect", "cursor": "pointer", "fill": "white", "fillOpacity": 0},
+        "encoding": {"tooltip": tooltip, **position()},
+        "name": GRID_TILES_VIEW,
+    }
+    return {
+        "$schema": alt.SCHEMA_URL,
+        "config": {"view": {"stroke": None}},
+        "layer": [picture, outline, hit_areas],
+        "autosize": {"type": "none"},
+        "height": height,
+        "width": width,
+        "padding": {"left": 0, "top": 0, "right": 0, "bottom": 0},  # Streamlit adds 20 px at the bottom otherwise
+        "params": [
+            {
+                "name": GRID_SELECTION,
+                "select": {"type": "point", "fields": ["channel"], "on": "click", "toggle": False},
+                "views": [GRID_TILES_VIEW],
+            },
+            {
+                "name": _GRID_HOVER,
+                "select": {"type": "point", "clear": "pointerout", "fields": ["channel"], "on": "pointerover"},
+                "views": [GRID_TILES_VIEW],
+            },
+        ],
+        # SVG, not canvas: a grid of up to a few hundred tiles is light, and every tile takes pointer events.
+        "usermeta": {"embedOptions": {"renderer": "svg"}},
+        "datasets": {tiles: rows},
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from io import BytesIO
 
 import numpy as np
@@ -13,6 +14,7 @@ from render_samples import maps as _maps
 
 from cnn_explorer import render
 from cnn_explorer.render import HIGHLIGHT_COLOUR, feature_grid
+from cnn_explorer.render.grids import _frame_thickness
 
 
 def test_grid_tiles_place_one_row_per_map_on_its_cell_with_its_real_statistics():
@@ -132,3 +134,97 @@ def test_grid_chart_reuses_an_encoded_image():
     png = render.to_png_bytes(grid.image, compress_level=9)
     (row,) = _layer(render.grid_chart(grid, maps, png=png).to_dict(), "image")["data"]["values"]
     assert row["url"] == "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _altair_grid_chart(grid, maps) -> dict:
+    """The grid chart as it was built with Altair before its spec was written out, as Streamlit converts it (no
+    theme): the reference that :func:`render.grid_chart_spec` must equal."""
+    import altair as alt
+
+    tiles = render.grid_tiles(grid, maps)
+    width, height = grid.image.size
+    url = "data:image/png;base64," + base64.b64encode(render.to_png_bytes(grid.image)).decode("ascii")
+    x_scale = alt.Scale(domain=[0, width], nice=False, zero=False)
+    y_scale = alt.Scale(domain=[0, height], nice=False, zero=False, reverse=True)
+    picture = (
+        alt.Chart(alt.Data(values=[{"url": url}]))
+        .mark_image(aspect=False, smooth=False)
+        .encode(
+            url="url:N",
+            x=alt.X(datum=0, scale=x_scale, axis=None),
+            x2=alt.X2(datum=width),
+            y=alt.Y(datum=0, scale=y_scale, axis=None),
+            y2=alt.Y2(datum=height),
+        )
+    )
+    clicked = alt.selection_point(name=render.GRID_SELECTION, fields=["channel"], on="click", toggle=False)
+    hovered = alt.selection_point(name="hover", fields=["channel"], on="pointerover", clear="pointerout", empty=False)
+    position = {
+        "x": alt.X("left:Q", scale=x_scale, axis=None),
+        "x2": "right:Q",
+        "y": alt.Y("top:Q", scale=y_scale, axis=None),
+        "y2": "bottom:Q",
+    }
+    inset = _frame_thickness(grid.cell_size, grid.gap) - grid.gap + 2
+    outline = (
+        alt.Chart(tiles)
+        .mark_rect(
+            filled=False,
+            stroke="#0f172a",
+            strokeWidth=2,
+            xOffset=inset,
+            x2Offset=-inset,
+            yOffset=inset,
+            y2Offset=-inset,
+        )
+        .encode(**position, strokeOpacity=alt.when(hovered).then(alt.value(0.9)).otherwise(alt.value(0.0)))
+    )
+    tooltip = [alt.Tooltip("channel:Q", title="channel")] + [
+        alt.Tooltip(f"{name}:Q", title=name, format=".4g") for name in ("min", "max", "mean")
+    ]
+    hit_areas = (
+        alt.Chart(tiles)
+        .mark_rect(fill="white", fillOpacity=0, cursor="pointer")
+        .encode(**position, tooltip=tooltip)
+        .add_params(clicked, hovered)
+        .properties(name=render.GRID_TILES_VIEW)
+    )
+    chart = (
+        alt.layer(picture, outline, hit_areas)
+        .properties(
+            width=width,
+            height=height,
+            padding={"left": 0, "top": 0, "right": 0, "bottom": 0},
+            autosize=alt.AutoSizeParams(type="none"),
+            usermeta={"embedOptions": {"renderer": "svg"}},
+        )
+        .configure_view(stroke=None)
+    )
+    with alt.theme.enable("none"):
+        return chart.to_dict()
+
+
+@pytest.mark.parametrize(("channels", "side", "highlight"), [(10, 6, 3), (4, 60, 1), (300, 3, 0)])
+def test_grid_chart_spec_is_the_chart_altair_builds(channels, side, highlight):
+    maps = _maps(channels, side, side)
+    grid = feature_grid(maps, highlight=highlight, max_width=900)
+    spec = render.grid_chart_spec(grid, maps)
+    reference = _altair_grid_chart(grid, maps)
+
+    (name,) = spec["datasets"]
+    (reference_name,) = reference["datasets"]
+    assert spec["datasets"][name] == reference["datasets"][reference_name]
+    renamed = json.loads(json.dumps(spec).replace(name, reference_name))
+    assert renamed == reference
+    chart = json.loads(json.dumps(render.grid_chart(grid, maps).to_dict()).replace(name, reference_name))
+    assert chart["layer"] == reference["layer"] and chart["datasets"] == reference["datasets"]  # as an Altair chart
+
+
+def test_grid_chart_spec_names_its_tiles_by_their_content():
+    maps = _maps(6, 4, 4)
+    grid = feature_grid(maps)
+    other = maps.clone()
+    other[2, 1, 1] += 1.0
+    first, again, changed = (render.grid_chart_spec(grid, m)["datasets"] for m in (maps, maps.clone(), other))
+    assert first.keys() == again.keys()
+    assert first.keys() != changed.keys(), "other statistics, another name: the browser must not keep the old tiles"
