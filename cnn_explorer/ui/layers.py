@@ -49,11 +49,13 @@ class LayerCapture:
         outputs: Layer name → output ``[1, …]``, in execution order.
         inputs: Layer name → input ``[1, …]``, so :func:`~cnn_explorer.layers.explain_unit` runs no forward pass.
         value_range: ``(min, max)`` over every output: the range of the ``"global"`` colour scope.
+        source: ``(model name, image digest)`` it was recorded for: the cache key of the pictures drawn from it.
     """
 
     outputs: dict[str, Tensor]
     inputs: dict[str, Tensor]
     value_range: tuple[float, float]
+    source: tuple[str, str] = ("", "")
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -69,7 +71,38 @@ def cached_capture(model_name: str, digest: str, _model: LoadedModel, _x: Tensor
     A resource, not data: the tensors are shared rather than copied on every rerun (a VGG's are hundreds of MB).
     """
     outputs, inputs = capture_layers(_model, _x)
-    return LayerCapture(outputs=outputs, inputs=inputs, value_range=render.network_range(outputs))
+    return LayerCapture(outputs, inputs, render.network_range(outputs), (model_name, digest))
+
+
+@dataclass(frozen=True, eq=False)
+class MapsPictures:
+    """What the Layers page draws of one layer's maps for one colour scale and chosen channel. Read-only: shared.
+
+    Attributes:
+        grid: Every map, the chosen one framed.
+        grid_png: The grid as PNG, for the chart and its download.
+        grid_spec: The clickable chart of the grid (:func:`~cnn_explorer.render.grid_chart_spec`).
+        map_png: The chosen map alone, as PNG (shown and offered for download).
+    """
+
+    grid: render.FeatureGrid
+    grid_png: bytes
+    grid_spec: dict
+    map_png: bytes
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def cached_maps_pictures(
+    source: tuple[str, str], layer: str, scope: str, channel: int, cell: int, _output: Tensor, _capture: LayerCapture
+) -> MapsPictures:
+    """The grid, its chart and the chosen map of a layer, drawn and encoded once per (model, image, layer, scale,
+    channel): going back to a layer, a channel or a scale seen before draws nothing again."""
+    grid = render.feature_grid(_output, scope, _capture.value_range, highlight=channel, cell=cell, max_width=900)
+    grid_png = render.to_png_bytes(grid.image)
+    low, high = grid.ranges[channel]
+    selected = render.map_image(_output[channel], low, high, grid.cmap)
+    spec = render.grid_chart_spec(grid, _output, grid_png)
+    return MapsPictures(grid, grid_png, spec, render.to_png_bytes(selected))
 
 
 @st.cache_data(max_entries=32, show_spinner="Back-propagating from the unit to the image …")
@@ -356,7 +389,12 @@ def bounded_number(label: str, upper: int, key: str, default: int = 0, **kwargs)
 
 
 def grid_picker(
-    grid: render.FeatureGrid, maps: Tensor, channel: int, channel_key: str, key: str = "layer_grid"
+    grid: render.FeatureGrid,
+    maps: Tensor,
+    channel: int,
+    channel_key: str,
+    key: str = "layer_grid",
+    spec: dict | None = None,
 ) -> None:
     """The tiled feature maps, where hovering a map shows its channel and range and clicking it picks it.
 
@@ -370,13 +408,14 @@ def grid_picker(
         channel: The channel chosen now.
         channel_key: Session key of the channel's number input.
         key: Prefix of the chart's key.
+        spec: The chart of ``grid`` already built (:func:`~cnn_explorer.render.grid_chart_spec`); None builds it.
     """
     # One chart per chosen channel: a chart remembers its last click, and clicking the same map again after the
     # channel was typed would change nothing. A fresh chart starts with no selection, so every click counts.
     chart_key = f"{key}_{channel}"
     st.html(_grid_style(f'[class*="st-key-{key}_"]', grid.image.width))
     st.vega_lite_chart(
-        spec=render.grid_chart_spec(grid, maps),  # the dict itself: an Altair chart costs ~50 ms a step to build
+        spec=spec or render.grid_chart_spec(grid, maps),  # the dict itself: an Altair chart costs ~50 ms to build
         width="content",
         theme=None,
         key=chart_key,
@@ -489,12 +528,14 @@ def grid_table(
 
 @dataclass(frozen=True, eq=False)
 class ShownOutput:
-    """What the layer's output section showed: the chosen channel (or unit), and for maps the grid and the map."""
+    """What the layer's output section showed: the chosen channel (or unit), and for maps the grid and the map (the map
+    and the grid as PNG where they were drawn from the cache)."""
 
     channel: int
     index: tuple[int, ...]
     grid: render.FeatureGrid | None = None
-    selected: Image.Image | None = None
+    selected: Image.Image | bytes | None = None
+    grid_png: bytes | None = None
 
 
 def layer_output_view(model: LoadedModel, layers: Sequence[LayerInfo], name: str, capture: LayerCapture) -> ShownOutput:
@@ -513,7 +554,7 @@ def layer_output_view(model: LoadedModel, layers: Sequence[LayerInfo], name: str
         + ("sees the whole input" if info.whole_input else f"sees {info.receptive_field} px, {info.jump} px apart")
     )
     if output.dim() == 3:
-        return _maps_view(model, output, capture)
+        return _maps_view(model, name, output, capture)
     if output.dim() == 1:
         follow_default("layer_channel", strongest_unit(output)[0], model.name)  # the logits: the predicted class
         channel = bounded_number(f"Unit (0…{output.shape[0] - 1})", output.shape[0] - 1, "layer_channel")
@@ -531,7 +572,7 @@ def _grid_cell(channels: int) -> int:
     return min(200, max(48, 620 // math.ceil(math.sqrt(channels))))
 
 
-def _maps_view(model: LoadedModel, output: Tensor, capture: LayerCapture) -> ShownOutput:
+def _maps_view(model: LoadedModel, name: str, output: Tensor, capture: LayerCapture) -> ShownOutput:
     """Every map of a ``[C, H, W]`` output in a grid beside the chosen one, its colour bar and its values."""
     maps, detail = st.columns([3, 2], gap="large")
     with detail:
@@ -546,18 +587,18 @@ def _maps_view(model: LoadedModel, output: Tensor, capture: LayerCapture) -> Sho
         st.caption(render.SCALES[scope].description)
         follow_default("layer_channel", 0, model.name)  # a channel the person chose stays for this model
         channel = bounded_number(f"Channel (0…{output.shape[0] - 1})", output.shape[0] - 1, "layer_channel")
-    cell = _grid_cell(output.shape[0])
-    grid = render.feature_grid(output, scope, capture.value_range, highlight=channel, cell=cell, max_width=900)
+    pictures = cached_maps_pictures(capture.source, name, scope, channel, _grid_cell(output.shape[0]), output, capture)
+    grid = pictures.grid
     low, high = grid.ranges[channel]
     with maps:
         with st.container(height=560 if grid.image.height > 560 else "content", border=False):
-            grid_picker(grid, output, channel, "layer_channel")
+            grid_picker(grid, output, channel, "layer_channel", spec=pictures.grid_spec)
         st.caption(
             f"All {output.shape[0]} maps, channel {channel} framed: hover a map for its values, click to pick it"
         )
     with detail:
-        selected = render.map_image(output[channel], low, high, grid.cmap)
-        st.image(selected, width=320)
+        selected = pictures.map_png
+        st.image(selected, width=320, output_format="PNG")
         label = f"{render.SCALES[scope].label} range"
         st.image(cached_colourbar_png(low, high, grid.cmap, label), width=320, output_format="PNG")
         values = output[channel]
@@ -566,7 +607,7 @@ def _maps_view(model: LoadedModel, output: Tensor, capture: LayerCapture) -> Sho
     if table is not None:
         with st.expander(f"The values of channel {channel}", expanded=output.shape[-1] <= 8):
             st.html(grid_table(table, cmap=grid.cmap, value_range=(low, high)))
-    return ShownOutput(channel, (channel,), grid, selected)
+    return ShownOutput(channel, (channel,), grid, selected, pictures.grid_png)
 
 
 def receptive_field_view(
@@ -606,13 +647,13 @@ def layer_downloads(model_name: str, name: str, shown: ShownOutput) -> None:
     stem = f"{model_name}-{name.replace('#', '-call')}"
     channel = shown.channel
     downloads = [
-        ("grid", "the grid", shown.grid.image, "maps"),
+        ("grid", "the grid", shown.grid_png or shown.grid.image, "maps"),
         ("map", f"channel {channel}", shown.selected, f"channel{channel}"),
     ]
     for column, (key, what, png, suffix) in zip(st.columns([1, 1, 2]), downloads, strict=False):
         column.download_button(
             f"Download {what} (PNG)",
-            render.to_png_bytes(png),
+            png if isinstance(png, bytes) else render.to_png_bytes(png),
             f"{stem}-{suffix}.png",
             "image/png",
             key=f"download_{key}",

@@ -504,3 +504,31 @@ def test_filters_and_statistics_are_drawn_only_when_opened(app: AppTest, monkeyp
     kernels, statistics = (c.value for c in opened.caption)
     assert kernels == "A ReLU layer has no kernels." and "of the values are exactly zero" in statistics
     assert len(opened.image) == 1  # the histogram
+
+
+def test_a_layer_channel_or_scale_seen_before_is_not_drawn_again(app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The grid, its chart and the chosen map are cached by what they show: going back draws and encodes nothing,
+    and what the page shows is the same."""
+    drawn: list[tuple[int, str]] = []
+    original = render.feature_grid
+
+    def counted(maps, scope="layer", *args, **kwargs):
+        drawn.append((kwargs.get("highlight"), scope))
+        return original(maps, scope, *args, **kwargs)
+
+    monkeypatch.setattr(render, "feature_grid", counted)
+    _open_layers(app)
+    first = (_grid_chart(app).proto.spec, _grid_tiles(app))
+    scales = list(render.SCALES)
+    app.number_input(key="layer_channel").set_value(1).run()
+    app.segmented_control(key="layer_scope").set_value(scales[0]).run()
+    assert drawn == [(0, "layer"), (1, "layer"), (1, scales[0])]
+
+    app.segmented_control(key="layer_scope").set_value("layer").run()
+    app.number_input(key="layer_channel").set_value(0).run()
+    app.button(key="layer_step_next").click().run()
+    app.button(key="layer_step_previous").click().run()
+
+    _assert_clean(app)
+    assert drawn == [(0, "layer"), (1, "layer"), (1, scales[0]), (0, "layer")], "only the new layer was drawn"
+    assert (_grid_chart(app).proto.spec, _grid_tiles(app)) == first
