@@ -96,6 +96,34 @@ def cached_translation(
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
+def cached_translation_png(settings: tuple, layer: str, kind: str, window: int, stride: int, _effect) -> bytes:
+    """The shift demo's curves as ``st.pyplot`` would show them, drawn once per ``settings`` (the key of
+    :func:`cached_translation` that computed ``_effect``)."""
+    changes = {
+        f"maps of {layer}": _effect.maps_change,
+        f"after {kind} pooling {window}/{stride}": _effect.pooled_change,
+    }
+    title, x_label, y_label = (
+        "Change of the maps when the image shifts",
+        "shift (input pixels)",
+        "change (0: none, 1: most)",
+    )
+    return figure_png(render.curves_figure(_effect.shifts, changes, title, x_label, y_label))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def cached_spatial_layers(model_name: str, _model: LoadedModel) -> list[str]:
+    """:func:`~cnn_explorer.playground.spatial_layers`, once per model (it walks the layer table)."""
+    return spatial_layers(_model)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def cached_translation_layer(model_name: str, _model: LoadedModel) -> str:
+    """:func:`~cnn_explorer.playground.default_translation_layer`, once per model (it walks the layer table)."""
+    return default_translation_layer(_model)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
 def cached_activation_curves_png(chosen: tuple[str, ...]) -> bytes:
     """The chosen activations and their derivatives as ``st.pyplot`` would show them, drawn once per choice."""
     x = torch.linspace(*_CURVE_RANGE, _CURVE_POINTS)
@@ -379,7 +407,7 @@ def pooling_view(model: LoadedModel | None, image: Image.Image, digest: str) -> 
     if source == "feature map" and (model is None or unavailable(model, "feature_maps")):
         return
     if source == "feature map":
-        maps = _feature_map_picker(model, digest, image, "pool", spatial_layers(model))
+        maps = _feature_map_picker(model, digest, image, "pool", cached_spatial_layers(model.name, model))
         what = "the feature map"
     else:
         maps = cached_picture(digest, "grey", 256, image)
@@ -419,9 +447,8 @@ def pooling_view(model: LoadedModel | None, image: Image.Image, digest: str) -> 
         return
     if unavailable(model, "feature_maps"):
         return
-    layers = spatial_layers(model)
+    layers, default = cached_spatial_layers(model.name, model), cached_translation_layer(model.name, model)
     layer_col, shift_col = st.columns(2)
-    default = default_translation_layer(model)
     layer = layer_col.selectbox(
         "Layer whose maps are pooled", layers, index=layers.index(default), key=f"pool_translation_layer_{model.name}"
     )
@@ -432,15 +459,9 @@ def pooling_view(model: LoadedModel | None, image: Image.Image, digest: str) -> 
     except ValueError as error:
         st.error(str(error))
         return
-    figure = render.curves_figure(
-        effect.shifts,
-        {f"maps of {layer}": effect.maps_change, f"after {kind} pooling {window}/{stride}": effect.pooled_change},
-        "Change of the maps when the image shifts",
-        "shift (input pixels)",
-        "change (0: none, 1: most)",
-    )
     chart, note = st.columns([3, 2])
-    chart.pyplot(figure, width="stretch")
+    png = cached_translation_png((model.name, digest, max_shift), layer, kind, window, stride, effect)
+    chart.image(png, width="stretch", output_format="PNG")
     last = effect.shifts[-1]
     note.markdown(
         f"At a shift of {last} pixels the maps of `{layer}` changed by **{effect.maps_change[-1]:.1%}**, the pooled "
@@ -482,7 +503,7 @@ def activations_view(model: LoadedModel | None, image: Image.Image, digest: str)
         _needs_a_model("A real feature map")
     else:
         table = cached_layer_table(model.name, model)
-        spatial = set(spatial_layers(model))
+        spatial = set(cached_spatial_layers(model.name, model))
         layers = [info.name for info in table if info.kind in ("Conv2d", "BatchNorm2d") and info.name in spatial]
     if layers:
         function_col, _ = st.columns([1, 1])

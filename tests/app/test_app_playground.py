@@ -157,6 +157,34 @@ def test_pooling_and_the_translation_demo(app: AppTest) -> None:
     assert any(c.startswith("Change = ‖after − before‖ / (‖before‖ + ‖after‖)") for c in _captions(at))
 
 
+def test_pooling_draws_the_shift_curves_once_per_setting(app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Toggling max and average pooling draws each curve figure once; the layer table is walked once per model."""
+    from cnn_explorer import render
+    from cnn_explorer.playground import pooling
+
+    figures, walks = [], [0]
+    curves, walk = render.curves_figure, pooling.list_layers
+
+    def drawn(shifts, series, *args, **kwargs):
+        figures.append(tuple(series))
+        return curves(shifts, series, *args, **kwargs)
+
+    def walked(model):
+        walks[0] += 1
+        return walk(model)
+
+    monkeypatch.setattr(render, "curves_figure", drawn)
+    monkeypatch.setattr(pooling, "list_layers", walked)
+    at = _view(_open(app, PLAYGROUND), "pooling")
+    for kind in ("average", "max", "average", "max"):
+        at.segmented_control(key="pool_kind").set_value(kind).run()
+        _assert_clean(at)
+        assert any(c.startswith(f"{kind} pooled, window 2, stride 2") for c in _captions(at))
+    assert [labels[1] for labels in figures] == ["after max pooling 2/2", "after average pooling 2/2"]
+    assert walks[0] <= 3  # the layers with maps, the demo's layer (and its own look at the maps): once each
+    assert len(at.image) == 3, "the image, the pooled image and the curves"
+
+
 def test_a_stride_change_keeps_the_step_window_on_the_same_pixel(app: AppTest) -> None:
     at = _view(_open(app, PLAYGROUND), "convolution")
     at.sidebar.selectbox(key="sample").select("cat").run()  # 256×170 at "≤ 256 px"
