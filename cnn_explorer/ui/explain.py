@@ -18,6 +18,7 @@ from cnn_explorer import render
 from cnn_explorer.attribution import (
     METHODS,
     Explanation,
+    GradCamSteps,
     MethodSpec,
     cam_layers,
     default_cam_layer,
@@ -26,7 +27,7 @@ from cnn_explorer.attribution import (
 )
 from cnn_explorer.model import LoadedModel, Prediction
 from cnn_explorer.trust import METRICS, TrustReport, trust_report
-from cnn_explorer.ui.core import context_of, follow_default
+from cnn_explorer.ui.core import context_of, figure_png, follow_default
 from cnn_explorer.ui.long_task import computed, request_button, results
 from cnn_explorer.ui.own_model import unavailable
 
@@ -253,48 +254,99 @@ def _nothing_to_show(result: Explanation, display: HeatDisplay, default_layer: s
     return None
 
 
+@dataclass(frozen=True, eq=False)
+class WalkthroughPictures:
+    """Grad-CAM's steps for one (model, image, class, layer), checked against the method, with every picture the
+    walkthrough shows of them as PNG. Read-only: shared.
+
+    Attributes:
+        steps: :func:`~cnn_explorer.attribution.gradcam_steps`.
+        difference: Largest absolute difference of step 6 from ``explain(model, x, "gradcam")``.
+        activations: The grid of the layer's maps (its ranges and colour map label it); its PNG in
+            ``activations_png``, and the same for ``gradients``.
+        weights_png: The bars of the weights as ``st.pyplot`` would show them.
+        weighted_png: The weighted sum; ``relu_png``: after ReLU; ``upsampled_png``: laid over the image.
+    """
+
+    steps: GradCamSteps
+    difference: float
+    activations: render.FeatureGrid
+    activations_png: bytes
+    gradients: render.FeatureGrid
+    gradients_png: bytes
+    weights_png: bytes
+    weighted_png: bytes
+    relu_png: bytes
+    upsampled_png: bytes
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def cached_walkthrough(
+    model_name: str, fingerprint: str, x_digest: str, target: int, layer: str, _model, _x: Tensor, _picture
+) -> WalkthroughPictures:
+    """Grad-CAM step by step and its pictures, computed and drawn once per (model, input, class, layer): switching
+    the method, the colour map or back to a class seen before redoes none of it."""
+    steps = gradcam_steps(_model, _x, target=target, layer=layer)
+    method = explain(_model, _x, "gradcam", target=target, layer=layer)
+    activations = render.feature_grid(steps.activations, "layer", cell=72, max_width=900)
+    gradients = render.feature_grid(steps.gradients, "layer", cmap="RdBu_r", cell=72, max_width=900)
+    peak = float(steps.weighted_sum.abs().max()) or 1.0
+    top = float(steps.cam.max()) or 1.0
+    png = render.to_png_bytes
+    return WalkthroughPictures(
+        steps=steps,
+        difference=float((steps.upsampled - method.heatmap).abs().max()),
+        activations=activations,
+        activations_png=png(activations.image),
+        gradients=gradients,
+        gradients_png=png(gradients.image),
+        weights_png=figure_png(render.vector_figure(steps.weights, title="α_k, one per channel")),
+        weighted_png=png(render.map_image(steps.weighted_sum, -peak, peak, "RdBu_r", 240)),
+        relu_png=png(render.map_image(steps.cam, 0.0, top, "jet", 240)),
+        upsampled_png=png(render.for_display(render.heat_overlay(_picture, steps.upsampled).image, 240)),
+    )
+
+
 def gradcam_walkthrough(model: LoadedModel, x: Tensor, target: int, layer: str, picture: Image.Image) -> None:
     """Grad-CAM computed step by step, each step shown, the end checked against the method's own result."""
-    steps = gradcam_steps(model, x, target=target, layer=layer)
-    method = explain(model, x, "gradcam", target=target, layer=layer)
+    x_digest = hashlib.blake2b(x.detach().cpu().contiguous().numpy().tobytes(), digest_size=16).hexdigest()
+    shown = cached_walkthrough(model.name, model_fingerprint(model), x_digest, target, layer, model, x, picture)
+    steps, grid, gradients = shown.steps, shown.activations, shown.gradients
     k, (h, w) = steps.activations.shape[0], steps.cam.shape
     st.markdown(
         f"**1 · Activations.** The {k} feature maps $A_k$ of `{layer}` ({h}×{w} each) for this image: what the layer "
         "detected, and where."
     )
-    grid = render.feature_grid(steps.activations, "layer", cell=72, max_width=900)
-    st.image(grid.image)
+    st.image(shown.activations_png, output_format="PNG")
     st.caption(f"{grid.ranges[0][0]:.3g} … {grid.ranges[0][1]:.3g}, one colour scale for the layer ({grid.cmap})")
     st.markdown(
         f"**2 · Gradients.** $\\partial y / \\partial A_k$: how much the score of **{model.class_names[target]}** "
         f"(the logit $y = {steps.score:.4g}$, before softmax) rises when each activation rises. Red raises it."
     )
-    gradients = render.feature_grid(steps.gradients, "layer", cmap="RdBu_r", cell=72, max_width=900)
-    st.image(gradients.image)
+    st.image(shown.gradients_png, output_format="PNG")
     st.caption(f"{gradients.ranges[0][0]:.3g} … {gradients.ranges[0][1]:.3g}, blue below zero, red above")
     st.markdown(
         "**3 · One weight per map.** $\\alpha_k$ = the mean of map $k$'s gradients over its "
         f"{h * w} positions: how important map $k$ is for the class, as a whole."
     )
     bars, _ = st.columns([3, 2])
-    bars.pyplot(render.vector_figure(steps.weights, title="α_k, one per channel"), width="stretch")
+    bars.image(shown.weights_png, width="stretch", output_format="PNG")
     st.markdown(
         "**4 · Weighted sum** $\\sum_k \\alpha_k A_k$ (blue where the weighted maps speak against the class), "
         "**5 · ReLU** keeps only the evidence for it, **6 · upsampled** bilinearly to the input's size."
     )
     weighted, relu, up = st.columns(3)
-    peak = float(steps.weighted_sum.abs().max()) or 1.0
-    weighted.image(render.map_image(steps.weighted_sum, -peak, peak, "RdBu_r", 240))
+    weighted.image(shown.weighted_png, output_format="PNG")
     weighted.caption(f"Σ α·A: {float(steps.weighted_sum.min()):.3g} … {float(steps.weighted_sum.max()):.3g}")
     top = float(steps.cam.max()) or 1.0
-    relu.image(render.map_image(steps.cam, 0.0, top, "jet", 240))
+    relu.image(shown.relu_png, output_format="PNG")
     relu.caption(f"ReLU: 0 … {float(steps.cam.max()):.3g}")
-    up.image(render.for_display(render.heat_overlay(picture, steps.upsampled).image, 240))
+    up.image(shown.upsampled_png, output_format="PNG")
     up.caption(f"Upsampled to {x.shape[-1]}×{x.shape[-2]} and laid over the image")
-    difference = float((steps.upsampled - method.heatmap).abs().max())
-    verdict = "the same map" if difference <= 1e-5 * max(top, 1.0) else "a different map — please report this"
+    verdict = "the same map" if shown.difference <= 1e-5 * max(top, 1.0) else "a different map — please report this"
     st.success(
-        f"Step 6 against `explain(model, x, 'gradcam')` (TorchCAM): largest difference {difference:.2g} — {verdict}."
+        f"Step 6 against `explain(model, x, 'gradcam')` (TorchCAM): largest difference {shown.difference:.2g} — "
+        f"{verdict}."
     )
 
 

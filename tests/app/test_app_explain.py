@@ -257,3 +257,32 @@ def test_adding_a_model_keeps_the_explanations_already_computed(app: AppTest, mo
 def _map_scales(at: AppTest) -> list[str]:
     """Each map caption's colour range (the class name and the time cut off)."""
     return [str(c.value).split(" · ")[1] for c in at.caption if "(of the largest)" in str(c.value)]
+
+
+def test_the_walkthrough_is_computed_once_per_class(app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Changing the colour map or the methods, or going back to a class seen before, redoes none of Grad-CAM's steps
+    and shows the same walkthrough."""
+    import cnn_explorer.ui.explain as views
+    from cnn_explorer import render
+
+    computed: list[int] = []
+    real = views.gradcam_steps
+
+    def counting(model, x, target=None, layer=None):
+        computed.append(target)
+        return real(model, x, target=target, layer=layer)
+
+    monkeypatch.setattr(views, "gradcam_steps", counting)
+    at = _open(app)
+    target = next(box.key for box in at.selectbox if box.key and box.key.startswith("explain_target_"))
+    first = at.selectbox(key=target).value
+    checked = [str(s.value) for s in at.success]
+    at.selectbox(key=target).select_index(1 if first != 1 else 0).run()
+    other = at.selectbox(key=target).value
+    at.selectbox(key=target).set_value(first).run()
+    at.selectbox(key="explain_cmap").select(render.HEAT_CMAPS[1]).run()
+    at.multiselect(key="explain_methods").unselect("saliency").run()
+
+    _assert_clean(at)
+    assert computed == [first, other]
+    assert [str(s.value) for s in at.success] == checked and "the same map" in checked[0]
