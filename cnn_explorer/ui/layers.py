@@ -120,6 +120,16 @@ def cached_colourbar_png(low: float, high: float, cmap: str, label: str) -> byte
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
+def cached_vector_png(
+    source: tuple[str, str], layer: str, unit: int, labels: tuple[str, ...] | None, _output: Tensor
+) -> tuple[bytes, int]:
+    """A vector output's bars (or profile) as ``st.pyplot`` would show them, and the width to show them at (about
+    their natural size), drawn once per (model, image, layer, chosen unit)."""
+    figure = render.vector_figure(_output, None if labels is None else list(labels), title=layer, highlight=unit)
+    return figure_png(figure), round(figure.get_figwidth() * 110)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
 def cached_histogram_png(model_name: str, digest: str, layer: str, _output: Tensor) -> bytes:
     """The histogram of a layer's output as ``st.pyplot`` would show it, drawn once per (model, image, layer)."""
     return figure_png(render.histogram_figure(_output, title=f"values of {layer}"))
@@ -559,9 +569,9 @@ def layer_output_view(model: LoadedModel, layers: Sequence[LayerInfo], name: str
         follow_default("layer_channel", strongest_unit(output)[0], model.name)  # the logits: the predicted class
         channel = bounded_number(f"Unit (0…{output.shape[0] - 1})", output.shape[0] - 1, "layer_channel")
         is_logits = info is layers[-1] and output.shape[0] == len(model.class_names)
-        labels = list(model.class_names) if is_logits else None
-        figure = render.vector_figure(output, labels, title=name, highlight=channel)
-        st.pyplot(figure, width=round(figure.get_figwidth() * 110))  # about its natural size: stretched, text grows
+        labels = tuple(model.class_names) if is_logits else None
+        png, width = cached_vector_png(capture.source, name, channel, labels, output)
+        st.image(png, width=width, output_format="PNG")  # about its natural size: stretched, text grows
         return ShownOutput(channel, (channel,))
     st.info(f"An output of shape {list(info.output_shape)} is not drawn here.")
     st.stop()

@@ -532,3 +532,24 @@ def test_a_layer_channel_or_scale_seen_before_is_not_drawn_again(app: AppTest, m
     _assert_clean(app)
     assert drawn == [(0, "layer"), (1, "layer"), (1, scales[0]), (0, "layer")], "only the new layer was drawn"
     assert (_grid_chart(app).proto.spec, _grid_tiles(app)) == first
+
+
+def test_a_vector_layer_seen_before_is_not_drawn_again(app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    drawn: list[str] = []
+    original = render.vector_figure
+
+    def counted(values, labels=None, title="", *args, **kwargs):
+        drawn.append(title)
+        return original(values, labels, title, *args, **kwargs)
+
+    monkeypatch.setattr(render, "vector_figure", counted)
+    _open_layers(app)
+    while not app.button(key="layer_step_next").disabled:
+        app.button(key="layer_step_next").click().run()
+    last = _current_layer(app)
+    app.button(key="layer_step_previous").click().run()
+    app.button(key="layer_step_next").click().run()
+
+    _assert_clean(app)
+    assert drawn and drawn[-1] == last and len(drawn) == len(set(drawn)), "each vector layer drawn once"
+    assert app.image, "the bars are shown"
