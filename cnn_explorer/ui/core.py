@@ -175,3 +175,22 @@ def figure_png(figure: Any) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, **PYPLOT_SAVEFIG)
     return buffer.getvalue()
+
+
+# Streamlit sends an image wider than it is shown (or than its widest content, 2 × 730 pixels) shrunk, decoding,
+# resizing and encoding it again on every run. A cached picture shrunk once in the same way is sent as it is.
+_WIDEST_CONTENT = 2 * 730  # streamlit.elements.lib.image_utils.MAXIMUM_CONTENT_WIDTH
+
+
+def sized_png(png: bytes, width: int | None = None) -> bytes:
+    """``png`` as ``st.image(png, width=width)`` sends it: shrunk bilinearly to ``width`` pixels (None: Streamlit's
+    widest content, as for ``"stretch"``) when it is wider, the same pixels Streamlit would send. Call it where the
+    PNG is cached; Streamlit then passes the bytes on untouched instead of shrinking them again on every rerun."""
+    image = Image.open(io.BytesIO(png))
+    target = width or _WIDEST_CONTENT
+    if image.width <= target:
+        return png
+    shrunk = image.resize((target, int(1.0 * image.height * target / image.width)), resample=Image.BILINEAR)
+    buffer = io.BytesIO()
+    shrunk.save(buffer, format="PNG", quality=90)
+    return buffer.getvalue()

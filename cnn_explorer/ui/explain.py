@@ -27,7 +27,7 @@ from cnn_explorer.attribution import (
 )
 from cnn_explorer.model import LoadedModel, Prediction
 from cnn_explorer.trust import METRICS, TrustReport, trust_report
-from cnn_explorer.ui.core import context_of, figure_png, follow_default
+from cnn_explorer.ui.core import context_of, figure_png, follow_default, sized_png
 from cnn_explorer.ui.long_task import computed, request_button, results
 from cnn_explorer.ui.own_model import unavailable
 
@@ -300,7 +300,7 @@ def cached_walkthrough(
         activations_png=png(activations.image),
         gradients=gradients,
         gradients_png=png(gradients.image),
-        weights_png=figure_png(render.vector_figure(steps.weights, title="α_k, one per channel")),
+        weights_png=sized_png(figure_png(render.vector_figure(steps.weights, title="α_k, one per channel"))),
         weighted_png=png(render.map_image(steps.weighted_sum, -peak, peak, "RdBu_r", 240)),
         relu_png=png(render.map_image(steps.cam, 0.0, top, "jet", 240)),
         upsampled_png=png(render.for_display(render.heat_overlay(_picture, steps.upsampled).image, 240)),

@@ -28,9 +28,10 @@ from cnn_explorer.layers import (
     theoretical_field,
 )
 from cnn_explorer.model import LoadedModel
-from cnn_explorer.ui.core import figure_png, follow_default, user_chose
+from cnn_explorer.ui.core import figure_png, follow_default, sized_png, user_chose
 
 HIGHLIGHT_HEX = "#" + bytes(render.HIGHLIGHT_COLOUR).hex()
+_COLOURBAR_WIDTH = 320  # pixels of a map's colour bar
 _STRIP_LABELLED = 32  # longer networks are drawn as slim bars without labels
 _STRIP_GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("convolution", "#2563eb", ("Conv2d",)),
@@ -116,7 +117,7 @@ def cached_effective_field(
 @st.cache_data(max_entries=64, show_spinner=False)
 def cached_colourbar_png(low: float, high: float, cmap: str, label: str) -> bytes:
     """The colour bar of a map as ``st.pyplot`` would show it, drawn once per range, colour map and label."""
-    return figure_png(render.colourbar_figure(low, high, cmap, label))
+    return sized_png(figure_png(render.colourbar_figure(low, high, cmap, label)), _COLOURBAR_WIDTH)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -126,13 +127,14 @@ def cached_vector_png(
     """A vector output's bars (or profile) as ``st.pyplot`` would show them, and the width to show them at (about
     their natural size), drawn once per (model, image, layer, chosen unit)."""
     figure = render.vector_figure(_output, None if labels is None else list(labels), title=layer, highlight=unit)
-    return figure_png(figure), round(figure.get_figwidth() * 110)
+    width = round(figure.get_figwidth() * 110)
+    return sized_png(figure_png(figure), width), width
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def cached_histogram_png(model_name: str, digest: str, layer: str, _output: Tensor) -> bytes:
     """The histogram of a layer's output as ``st.pyplot`` would show it, drawn once per (model, image, layer)."""
-    return figure_png(render.histogram_figure(_output, title=f"values of {layer}"))
+    return sized_png(figure_png(render.histogram_figure(_output, title=f"values of {layer}")))
 
 
 def network_picture(model: LoadedModel, image: Image.Image) -> Image.Image:
@@ -610,7 +612,7 @@ def _maps_view(model: LoadedModel, name: str, output: Tensor, capture: LayerCapt
         selected = pictures.map_png
         st.image(selected, width=320, output_format="PNG")
         label = f"{render.SCALES[scope].label} range"
-        st.image(cached_colourbar_png(low, high, grid.cmap, label), width=320, output_format="PNG")
+        st.image(cached_colourbar_png(low, high, grid.cmap, label), width=_COLOURBAR_WIDTH, output_format="PNG")
         values = output[channel]
         st.caption(f"Channel {channel}: {float(values.min()):.4g} … {float(values.max()):.4g}")
     table = render.value_table(output[channel])

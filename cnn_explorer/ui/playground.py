@@ -51,7 +51,7 @@ from cnn_explorer.playground import (
     translation_effect,
     weight_sharing,
 )
-from cnn_explorer.ui.core import cached_input, figure_png, require_selection, selection
+from cnn_explorer.ui.core import cached_input, figure_png, require_selection, selection, sized_png
 from cnn_explorer.ui.layers import bounded_number, cached_capture, cached_layer_table, grid_table, shape_text
 from cnn_explorer.ui.long_task import computed, request_button
 from cnn_explorer.ui.own_model import unavailable
@@ -108,7 +108,7 @@ def cached_translation_png(settings: tuple, layer: str, kind: str, window: int, 
         "shift (input pixels)",
         "change (0: none, 1: most)",
     )
-    return figure_png(render.curves_figure(_effect.shifts, changes, title, x_label, y_label))
+    return sized_png(figure_png(render.curves_figure(_effect.shifts, changes, title, x_label, y_label)))
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -128,14 +128,14 @@ def cached_activation_curves_png(chosen: tuple[str, ...]) -> bytes:
     """The chosen activations and their derivatives as ``st.pyplot`` would show them, drawn once per choice."""
     x = torch.linspace(*_CURVE_RANGE, _CURVE_POINTS)
     curves = {ACTIVATIONS[key].name: activation_curve(key, x) for key in chosen}
-    return figure_png(render.activation_figure(x, curves))
+    return sized_png(figure_png(render.activation_figure(x, curves)))
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def cached_gradient_flow_png(compared: tuple[str, ...], depth: int) -> bytes:
     """The gradient-flow comparison as ``st.pyplot`` would show it, drawn once per (activations, depth)."""
     flows = {ACTIVATIONS[key].name: cached_gradient_flow(key, depth).norms for key in compared}
-    return figure_png(render.gradient_flow_figure(flows))
+    return sized_png(figure_png(render.gradient_flow_figure(flows)))
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

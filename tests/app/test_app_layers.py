@@ -481,6 +481,34 @@ def test_cached_figures_are_saved_as_st_pyplot_saves_them() -> None:
     assert Image.open(io.BytesIO(png)).format == "PNG"
 
 
+@pytest.mark.parametrize(("width", "layout"), [(320, 320), (None, "stretch"), (5000, 5000)])
+def test_a_sized_png_is_what_streamlit_sends_and_streamlit_sends_it_untouched(width, layout) -> None:
+    """A cached figure shrunk once by ``sized_png`` shows the very pixels Streamlit would send after shrinking it on
+    every run, and Streamlit then passes its bytes on as they are."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+    from streamlit.elements.lib import image_utils
+    from streamlit.elements.lib.layout_utils import LayoutConfig
+
+    from cnn_explorer.ui.core import figure_png, sized_png
+
+    png = figure_png(render.colourbar_figure(-1.0, 2.0, "RdBu_r", "per layer range"))  # 200 dpi: wider than 320
+    if layout == "stretch":  # wider than Streamlit's widest content
+        buffer = io.BytesIO()
+        Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 2000, 4), dtype=np.uint8)).save(buffer, "PNG")
+        png = buffer.getvalue()
+    config = LayoutConfig(width=layout)
+    streamlit_sends = image_utils._ensure_image_size_and_format(png, config, "PNG")
+    sized = sized_png(png, width)
+
+    assert image_utils._ensure_image_size_and_format(sized, config, "PNG") == sized  # untouched
+    pixels = (np.asarray(Image.open(io.BytesIO(data))) for data in (sized, streamlit_sends))
+    assert np.array_equal(*pixels)
+    assert (sized == png) == (width == 5000), "shrunk only when wider than shown"
+
+
 def test_filters_and_statistics_are_drawn_only_when_opened(app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
     """The closed "Filters and statistics" expander drew a Matplotlib histogram for every new layer, 183 ms of a
     277 ms step; it now runs its content only when opened, and shows the same kernels and statistics then."""
