@@ -178,19 +178,34 @@ def figure_png(figure: Any) -> bytes:
 
 
 # Streamlit sends an image wider than it is shown (or than its widest content, 2 × 730 pixels) shrunk, decoding,
-# resizing and encoding it again on every run. A cached picture shrunk once in the same way is sent as it is.
+# resizing and encoding it again on every run. A cached picture encoded and shrunk once so is sent as it is.
 _WIDEST_CONTENT = 2 * 730  # streamlit.elements.lib.image_utils.MAXIMUM_CONTENT_WIDTH
+
+
+def _shrunk(data: bytes, image_format: str, width: int | None) -> bytes:
+    """``data`` shrunk bilinearly to ``width`` (None: Streamlit's widest content) when wider, as Streamlit does."""
+    image = Image.open(io.BytesIO(data))
+    target = width or _WIDEST_CONTENT
+    if image.width <= target:
+        return data
+    shrunk = image.resize((target, int(1.0 * image.height * target / image.width)), resample=Image.BILINEAR)
+    buffer = io.BytesIO()
+    shrunk.save(buffer, format=image_format, quality=90)
+    return buffer.getvalue()
 
 
 def sized_png(png: bytes, width: int | None = None) -> bytes:
     """``png`` as ``st.image(png, width=width)`` sends it: shrunk bilinearly to ``width`` pixels (None: Streamlit's
     widest content, as for ``"stretch"``) when it is wider, the same pixels Streamlit would send. Call it where the
     PNG is cached; Streamlit then passes the bytes on untouched instead of shrinking them again on every rerun."""
-    image = Image.open(io.BytesIO(png))
-    target = width or _WIDEST_CONTENT
-    if image.width <= target:
-        return png
-    shrunk = image.resize((target, int(1.0 * image.height * target / image.width)), resample=Image.BILINEAR)
+    return _shrunk(png, "PNG", width)
+
+
+def shown_image(image: Image.Image, width: int | None = None) -> tuple[bytes, str]:
+    """The bytes and format ``st.image(image, width=width)`` sends for a picture: PNG when it may have an alpha
+    channel, else JPEG at quality 100, shrunk as :func:`sized_png`. Show them with ``st.image(data, width=width,
+    output_format=format)``: the same bytes, encoded once where they are cached instead of on every rerun."""
+    image_format = "PNG" if image.mode in {"RGBA", "LA", "P"} else "JPEG"
     buffer = io.BytesIO()
-    shrunk.save(buffer, format="PNG", quality=90)
-    return buffer.getvalue()
+    image.save(buffer, format=image_format, quality=100)
+    return _shrunk(buffer.getvalue(), image_format, width), image_format

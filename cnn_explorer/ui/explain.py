@@ -27,7 +27,7 @@ from cnn_explorer.attribution import (
 )
 from cnn_explorer.model import LoadedModel, Prediction
 from cnn_explorer.trust import METRICS, TrustReport, trust_report
-from cnn_explorer.ui.core import context_of, figure_png, follow_default, sized_png
+from cnn_explorer.ui.core import context_of, figure_png, follow_default, shown_image, sized_png
 from cnn_explorer.ui.long_task import computed, request_button, results
 from cnn_explorer.ui.own_model import unavailable
 
@@ -262,22 +262,24 @@ class WalkthroughPictures:
     Attributes:
         steps: :func:`~cnn_explorer.attribution.gradcam_steps`.
         difference: Largest absolute difference of step 6 from ``explain(model, x, "gradcam")``.
-        activations: The grid of the layer's maps (its ranges and colour map label it); its PNG in
-            ``activations_png``, and the same for ``gradients``.
+        activations: The grid of the layer's maps (its ranges and colour map label it); in ``activations_png`` as
+            ``st.image`` sends it (:func:`~cnn_explorer.ui.core.shown_image`: bytes, format), and the same for
+            ``gradients``.
         weights_png: The bars of the weights as ``st.pyplot`` would show them.
-        weighted_png: The weighted sum; ``relu_png``: after ReLU; ``upsampled_png``: laid over the image.
+        weighted_png: The weighted sum; ``relu_png``: after ReLU; ``upsampled_png``: laid over the image (each as
+            ``st.image`` sends it).
     """
 
     steps: GradCamSteps
     difference: float
     activations: render.FeatureGrid
-    activations_png: bytes
+    activations_png: tuple[bytes, str]
     gradients: render.FeatureGrid
-    gradients_png: bytes
+    gradients_png: tuple[bytes, str]
     weights_png: bytes
-    weighted_png: bytes
-    relu_png: bytes
-    upsampled_png: bytes
+    weighted_png: tuple[bytes, str]
+    relu_png: tuple[bytes, str]
+    upsampled_png: tuple[bytes, str]
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
@@ -292,7 +294,7 @@ def cached_walkthrough(
     gradients = render.feature_grid(steps.gradients, "layer", cmap="RdBu_r", cell=72, max_width=900)
     peak = float(steps.weighted_sum.abs().max()) or 1.0
     top = float(steps.cam.max()) or 1.0
-    png = render.to_png_bytes
+    png = shown_image
     return WalkthroughPictures(
         steps=steps,
         difference=float((steps.upsampled - method.heatmap).abs().max()),
@@ -307,6 +309,11 @@ def cached_walkthrough(
     )
 
 
+def _show(place, shown: tuple[bytes, str]) -> None:
+    """A picture encoded by :func:`~cnn_explorer.ui.core.shown_image`, in ``place`` (``st`` or a column)."""
+    place.image(shown[0], output_format=shown[1])
+
+
 def gradcam_walkthrough(model: LoadedModel, x: Tensor, target: int, layer: str, picture: Image.Image) -> None:
     """Grad-CAM computed step by step, each step shown, the end checked against the method's own result."""
     x_digest = hashlib.blake2b(x.detach().cpu().contiguous().numpy().tobytes(), digest_size=16).hexdigest()
@@ -317,13 +324,13 @@ def gradcam_walkthrough(model: LoadedModel, x: Tensor, target: int, layer: str, 
         f"**1 · Activations.** The {k} feature maps $A_k$ of `{layer}` ({h}×{w} each) for this image: what the layer "
         "detected, and where."
     )
-    st.image(shown.activations_png, output_format="PNG")
+    _show(st, shown.activations_png)
     st.caption(f"{grid.ranges[0][0]:.3g} … {grid.ranges[0][1]:.3g}, one colour scale for the layer ({grid.cmap})")
     st.markdown(
         f"**2 · Gradients.** $\\partial y / \\partial A_k$: how much the score of **{model.class_names[target]}** "
         f"(the logit $y = {steps.score:.4g}$, before softmax) rises when each activation rises. Red raises it."
     )
-    st.image(shown.gradients_png, output_format="PNG")
+    _show(st, shown.gradients_png)
     st.caption(f"{gradients.ranges[0][0]:.3g} … {gradients.ranges[0][1]:.3g}, blue below zero, red above")
     st.markdown(
         "**3 · One weight per map.** $\\alpha_k$ = the mean of map $k$'s gradients over its "
@@ -336,12 +343,12 @@ def gradcam_walkthrough(model: LoadedModel, x: Tensor, target: int, layer: str, 
         "**5 · ReLU** keeps only the evidence for it, **6 · upsampled** bilinearly to the input's size."
     )
     weighted, relu, up = st.columns(3)
-    weighted.image(shown.weighted_png, output_format="PNG")
+    _show(weighted, shown.weighted_png)
     weighted.caption(f"Σ α·A: {float(steps.weighted_sum.min()):.3g} … {float(steps.weighted_sum.max()):.3g}")
     top = float(steps.cam.max()) or 1.0
-    relu.image(shown.relu_png, output_format="PNG")
+    _show(relu, shown.relu_png)
     relu.caption(f"ReLU: 0 … {float(steps.cam.max()):.3g}")
-    up.image(shown.upsampled_png, output_format="PNG")
+    _show(up, shown.upsampled_png)
     up.caption(f"Upsampled to {x.shape[-1]}×{x.shape[-2]} and laid over the image")
     verdict = "the same map" if shown.difference <= 1e-5 * max(top, 1.0) else "a different map — please report this"
     st.success(

@@ -28,10 +28,10 @@ from cnn_explorer.layers import (
     theoretical_field,
 )
 from cnn_explorer.model import LoadedModel
-from cnn_explorer.ui.core import figure_png, follow_default, sized_png, user_chose
+from cnn_explorer.ui.core import figure_png, follow_default, shown_image, sized_png, user_chose
 
 HIGHLIGHT_HEX = "#" + bytes(render.HIGHLIGHT_COLOUR).hex()
-_COLOURBAR_WIDTH = 320  # pixels of a map's colour bar
+_COLOURBAR_WIDTH = _MAP_WIDTH = 320  # pixels of the chosen map and its colour bar
 _STRIP_LABELLED = 32  # longer networks are drawn as slim bars without labels
 _STRIP_GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("convolution", "#2563eb", ("Conv2d",)),
@@ -83,13 +83,15 @@ class MapsPictures:
         grid: Every map, the chosen one framed.
         grid_png: The grid as PNG, for the chart and its download.
         grid_spec: The clickable chart of the grid (:func:`~cnn_explorer.render.grid_chart_spec`).
-        map_png: The chosen map alone, as PNG (shown and offered for download).
+        map_png: The chosen map alone, as PNG (offered for download).
+        map_shown: The chosen map as ``st.image`` sends it at the width it is shown: ``(bytes, format)``.
     """
 
     grid: render.FeatureGrid
     grid_png: bytes
     grid_spec: dict
     map_png: bytes
+    map_shown: tuple[bytes, str]
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
@@ -103,7 +105,7 @@ def cached_maps_pictures(
     low, high = grid.ranges[channel]
     selected = render.map_image(_output[channel], low, high, grid.cmap)
     spec = render.grid_chart_spec(grid, _output, grid_png)
-    return MapsPictures(grid, grid_png, spec, render.to_png_bytes(selected))
+    return MapsPictures(grid, grid_png, spec, render.to_png_bytes(selected), shown_image(selected, _MAP_WIDTH))
 
 
 @st.cache_data(max_entries=32, show_spinner="Back-propagating from the unit to the image …")
@@ -610,7 +612,8 @@ def _maps_view(model: LoadedModel, name: str, output: Tensor, capture: LayerCapt
         )
     with detail:
         selected = pictures.map_png
-        st.image(selected, width=320, output_format="PNG")
+        shown, shown_format = pictures.map_shown
+        st.image(shown, width=_MAP_WIDTH, output_format=shown_format)
         label = f"{render.SCALES[scope].label} range"
         st.image(cached_colourbar_png(low, high, grid.cmap, label), width=_COLOURBAR_WIDTH, output_format="PNG")
         values = output[channel]

@@ -509,6 +509,34 @@ def test_a_sized_png_is_what_streamlit_sends_and_streamlit_sends_it_untouched(wi
     assert (sized == png) == (width == 5000), "shrunk only when wider than shown"
 
 
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L"])
+@pytest.mark.parametrize("width", [320, None])
+def test_a_shown_image_is_the_bytes_streamlit_sends_for_the_picture(mode, width) -> None:
+    """``shown_image`` encodes a picture once as ``st.image(picture, width=…)`` does on every run: the same format
+    (JPEG at quality 100 without alpha, else PNG), the same shrink, the same bytes, which Streamlit then sends as
+    they are."""
+    import numpy as np
+    from PIL import Image
+    from streamlit.elements.lib import image_utils
+    from streamlit.elements.lib.layout_utils import LayoutConfig
+
+    from cnn_explorer.ui.core import shown_image
+
+    pixels = np.random.default_rng(1).integers(0, 256, (400, 1600, 4), dtype=np.uint8)
+    picture = Image.fromarray(pixels).convert(mode)
+    config = LayoutConfig(width=width or "stretch")
+    image_format = image_utils._validate_image_format_string(picture, "auto")
+    streamlit_sends = image_utils._ensure_image_size_and_format(
+        image_utils._pil_to_bytes(picture, image_format), config, image_format
+    )
+
+    data, shown_format = shown_image(picture, width)
+
+    assert shown_format == image_format == ("PNG" if mode == "RGBA" else "JPEG")
+    assert data == streamlit_sends
+    assert image_utils._ensure_image_size_and_format(data, config, shown_format) == data
+
+
 def test_filters_and_statistics_are_drawn_only_when_opened(app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
     """The closed "Filters and statistics" expander drew a Matplotlib histogram for every new layer, 183 ms of a
     277 ms step; it now runs its content only when opened, and shows the same kernels and statistics then."""
