@@ -198,11 +198,27 @@ def explanation_grid(model: LoadedModel, x: Tensor, digest: str, choice: Explain
                 params = choice.params.get(method, {})
                 result = explanation(model, x, digest, method, choice.target, choice.layer, params)
                 if result is not None:
-                    explanation_card(result, picture, choice.display, default_layer)
+                    key = _result_key("explain", model, digest, method, choice.target, choice.layer, params)
+                    explanation_card(result, picture, choice.display, default_layer, key=key)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def cached_overlay(
+    key: tuple, cmap: str, alpha: float, sign: str, normalized: bool, _heatmap: Tensor, _picture: Image.Image
+) -> tuple[tuple[bytes, str], bytes, float, float]:
+    """A map laid over the image, drawn once per (result, display): as ``st.image`` sends it (bytes, format), as PNG
+    for its download, and its colour range."""
+    shown = render.heat_overlay(_picture, _heatmap, sign=sign, normalized=normalized, cmap=cmap, alpha=alpha)
+    picture = shown_image(render.for_display(shown.image, 320))
+    return picture, render.to_png_bytes(shown.image), shown.vmin, shown.vmax
 
 
 def explanation_card(
-    result: Explanation, picture: Image.Image, display: HeatDisplay, default_layer: str | None = None
+    result: Explanation,
+    picture: Image.Image,
+    display: HeatDisplay,
+    default_layer: str | None = None,
+    key: tuple | None = None,
 ) -> None:
     """One method's map over the image, its colour range, what it was computed for, a PNG download. A map with
     nothing to show (constant, or nothing of the chosen sign) is the faded image with the reason written on it.
@@ -212,6 +228,7 @@ def explanation_card(
         picture: The image as the network sees it.
         display: How maps are drawn.
         default_layer: The model's default CAM layer, suggested when a blank CAM was computed at another one.
+        key: What the result depends on (``_result_key``): its overlay is then drawn once per key and display.
     """
     at = f" at `{result.layer}`" if result.layer else ""
     note = _nothing_to_show(result, display, default_layer)
@@ -219,6 +236,12 @@ def explanation_card(
         image = render.blank_map(picture, note)
         st.image(image, width="stretch")
         st.caption(f"{result.target_name}{at} · no colour scale: {note} · {result.seconds:.2f} s")
+    elif key is not None:
+        heat = (display.cmap, display.alpha, display.sign, display.normalized)
+        (data, data_format), image, vmin, vmax = cached_overlay(key, *heat, result.heatmap, picture)
+        st.image(data, width="stretch", output_format=data_format)
+        unit = "of the largest" if display.normalized else "raw units"
+        st.caption(f"{result.target_name}{at} · {vmin:.3g} … {vmax:.3g} ({unit}) · {result.seconds:.2f} s")
     else:
         shown = render.heat_overlay(
             picture,
@@ -234,7 +257,7 @@ def explanation_card(
         st.caption(f"{result.target_name}{at} · {shown.vmin:.3g} … {shown.vmax:.3g} ({unit}) · {result.seconds:.2f} s")
     st.download_button(
         "PNG",
-        render.to_png_bytes(image),
+        image if isinstance(image, bytes) else render.to_png_bytes(image),
         file_name=f"{result.method}-{result.target_name}.png",
         mime="image/png",
         key=f"explain_download_{result.method}",

@@ -286,3 +286,27 @@ def test_the_walkthrough_is_computed_once_per_class(app: AppTest, monkeypatch: p
     _assert_clean(at)
     assert computed == [first, other]
     assert [str(s.value) for s in at.success] == checked and "the same map" in checked[0]
+
+
+def test_an_overlay_seen_before_is_not_drawn_again(app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cnn_explorer import render
+
+    drawn: list[str] = []
+    real = render.heat_overlay
+
+    def counting(picture, heatmap, *args, **kwargs):
+        drawn.append(kwargs.get("cmap"))
+        return real(picture, heatmap, *args, **kwargs)
+
+    monkeypatch.setattr(render, "heat_overlay", counting)
+    at = _open(app)
+    methods = len(at.multiselect(key="explain_methods").value)
+    captions = [str(c.value) for c in at.caption]
+    first, second = render.HEAT_CMAPS[0], render.HEAT_CMAPS[1]
+    at.selectbox(key="explain_cmap").select(second).run()
+    at.selectbox(key="explain_cmap").select(first).run()
+
+    _assert_clean(at)
+    overlays = [cmap for cmap in drawn if cmap in (first, second)]  # the walkthrough draws one of its own
+    assert sorted(overlays) == sorted([first] * methods + [second] * methods)
+    assert [str(c.value) for c in at.caption] == captions
