@@ -1,7 +1,9 @@
 """The out-of-distribution check: Mahalanobis distances against a direct computation, the calibrated false-alarm
 rate, the detector file, which models have one, and the shipped detectors on images from elsewhere."""
 
+import math
 import threading
+from dataclasses import asdict, replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -11,6 +13,7 @@ from sklearn.covariance import LedoitWolf
 from torch import nn
 
 from cnn_explorer import ood, zoo
+from cnn_explorer.clutter import clutter
 from cnn_explorer.images import default_sample, load_sample, samples_for
 from cnn_explorer.ood_check import SAMPLE_PHOTOS, drawn_shapes
 from cnn_explorer.sources.builtin import ASSETS_MODELS
@@ -107,12 +110,61 @@ def test_a_detector_round_trips_through_a_weights_only_file(tmp_path: Path):
     path = tmp_path / "tiny.ood.pt"
     ood.save(detector, path)
     raw = torch.load(path, weights_only=True)  # plain tensors and strings: no code runs
-    assert set(raw) == {"parts", "threshold", "false_alarm_rate", "trained_on", "calibration", "weights_digest"}
+    assert set(raw) == {
+        "parts",
+        "threshold",
+        "false_alarm_rate",
+        "trained_on",
+        "calibration",
+        "weights_digest",
+        "clutter_threshold",
+    }
     loaded = ood.load(path)
     for name in ("means", "basis", "variances"):
         assert torch.equal(getattr(loaded.parts[0], name), getattr(detector.parts[0], name))
     assert loaded.parts[0].center == detector.parts[0].center
     assert (loaded.threshold, loaded.trained_on, loaded.layers) == (detector.threshold, "dots", [("1", "input")])
+
+
+def test_a_detector_file_from_before_the_clutter_check_loads_without_it(tmp_path: Path):
+    points, labels = _two_classes()
+    detector = ood.fit(_tiny_model(), _items(points, labels), _items(points, labels), trained_on="", calibration_text="")
+    state = asdict(detector)
+    del state["clutter_threshold"]
+    torch.save(state, tmp_path / "old.ood.pt")
+    assert ood.load(tmp_path / "old.ood.pt").clutter_threshold is None
+
+
+def _picture(seed: int, busy: bool = False, size: int = 16) -> torch.Tensor:
+    """A dark disc on light paper at a random place ``[3, size, size]``, or (busy) uniform noise."""
+    g = torch.Generator().manual_seed(seed)
+    if busy:
+        return torch.rand(3, size, size, generator=g)
+    cy, cx = (torch.rand(2, generator=g) * size / 2 + size / 4).tolist()
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    disc = (((yy - cy) ** 2 + (xx - cx) ** 2) <= (size / 4) ** 2).float()
+    return (0.9 - 0.7 * disc)[None].expand(3, size, size).clone()
+
+
+def test_the_clutter_check_flags_what_the_features_let_through_and_says_why():
+    model = SimpleNamespace(name="dots", module=nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 2)).eval())
+    model.lock = threading.RLock()
+    items = [(_picture(i), i % 2) for i in range(40)]
+    detector = ood.fit(model, items, items, trained_on="discs", calibration_text="")
+    assert detector.clutter_threshold is None and detector.clutters(_picture(0)[None]) is None
+    calibration = torch.stack([x for x, _ in items])
+    checked = ood.with_clutter_check(replace(detector, threshold=math.inf), calibration)  # features flag nothing
+    most = max(clutter(x) for x in calibration)
+    assert checked.clutter_threshold == pytest.approx(ood.CLUTTER_MARGIN * most)
+
+    noise = ood.verdict(model, _picture(99, busy=True)[None], checked)
+    assert noise.out_of_distribution is True and noise.clutter == pytest.approx(clutter(_picture(99, busy=True)))
+    assert noise.message.startswith("dots was trained on discs; this image is not one ink on one paper as they are (")
+    disc = ood.verdict(model, _picture(123)[None], checked)
+    assert disc.out_of_distribution is False and disc.clutter == 0.0
+    assert ood.verdict(model, _picture(99, busy=True)[None], detector).clutter is None  # the check off: not computed
+    flags = replace(checked, threshold=1.0).flags(torch.tensor([0.0, 0.0, 2.0]), torch.tensor([1.0, 0.0, 0.0]))
+    assert flags.tolist() == [True, False, True]
 
 
 def test_imagenet_models_get_no_score_and_say_what_they_learnt_from():
