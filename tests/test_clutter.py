@@ -12,13 +12,15 @@ SIZE = 64
 
 def _disc(radius: float = 18.0) -> torch.Tensor:
     """A [SIZE, SIZE] mask: 1 inside a centred disc."""
-    yy, xx = torch.meshgrid(torch.arange(SIZE, dtype=torch.float64), torch.arange(SIZE, dtype=torch.float64), indexing="ij")
+    yy, xx = torch.meshgrid(
+        torch.arange(SIZE, dtype=torch.float64), torch.arange(SIZE, dtype=torch.float64), indexing="ij"
+    )
     return ((yy - SIZE / 2) ** 2 + (xx - SIZE / 2) ** 2 <= radius**2).to(torch.float64)
 
 
 def _two_colours(mask: torch.Tensor, ink=(30, 42, 120), paper=(255, 255, 255)) -> torch.Tensor:
     ink_t, paper_t = torch.tensor(ink, dtype=torch.float64), torch.tensor(paper, dtype=torch.float64)
-    return (mask[None] * ink_t[:, None, None] + (1 - mask[None]) * paper_t[:, None, None])  # [3, H, W]
+    return mask[None] * ink_t[:, None, None] + (1 - mask[None]) * paper_t[:, None, None]  # [3, H, W]
 
 
 def test_a_single_colour_and_two_flat_colours_have_no_clutter() -> None:

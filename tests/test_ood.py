@@ -128,7 +128,9 @@ def test_a_detector_round_trips_through_a_weights_only_file(tmp_path: Path):
 
 def test_a_detector_file_from_before_the_clutter_check_loads_without_it(tmp_path: Path):
     points, labels = _two_classes()
-    detector = ood.fit(_tiny_model(), _items(points, labels), _items(points, labels), trained_on="", calibration_text="")
+    detector = ood.fit(
+        _tiny_model(), _items(points, labels), _items(points, labels), trained_on="", calibration_text=""
+    )
     state = asdict(detector)
     del state["clutter_threshold"]
     torch.save(state, tmp_path / "old.ood.pt")
