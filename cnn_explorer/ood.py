@@ -68,7 +68,8 @@ __all__ = [
 DEFAULT_FALSE_ALARM_RATE = 0.02
 FILE_SUFFIX = ".ood.pt"  # next to NAME.pt in assets/models
 RUN_FILE = "ood.pt"  # in a run's folder
-CLUTTER_MARGIN = 4.0  # the clutter check's threshold, in multiples of the most cluttered calibration image
+CLUTTER_MARGIN = 4.0  # the clutter check's threshold, in multiples of the calibration images' 99th percentile
+_CLUTTER_QUANTILE = 0.99
 _RANK = 16  # leading covariance directions kept exactly (the file stays under 200 KB for TinyVGG)
 _BATCH = 256
 _RUN_FIT_IMAGES = 2000  # a run's detector is fitted on at most this many training images (seconds, not minutes)
@@ -351,14 +352,16 @@ def calibrate(detector: Detector, feats: Sequence[Tensor]) -> Detector:
 
 
 def with_clutter_check(detector: Detector, calibration: Tensor) -> Detector:
-    """``detector`` that also flags inputs more cluttered than :data:`CLUTTER_MARGIN` times the most cluttered of the
-    preprocessed calibration inputs ``calibration`` ``[N, C, H, W]`` (see :mod:`cnn_explorer.clutter`).
+    """``detector`` that also flags inputs more cluttered than :data:`CLUTTER_MARGIN` times the clutter of the 99th
+    percentile of the preprocessed calibration inputs ``calibration`` ``[N, C, H, W]`` (see
+    :mod:`cnn_explorer.clutter`).
 
-    Drawn shapes in every style score at most about 0.05, photos 0.3–0.65: a margin of 4 flags none of the
-    calibration images and leaves room for drawings less tidy than them.
+    Drawn shapes in every style score about 0.04 at that percentile, photos 0.3–0.65: a margin of 4 leaves room for
+    drawings less tidy than the calibration images. The percentile, not the maximum: one scribble in a few thousand
+    is as cluttered as a photo.
     """
-    most = max(clutter(image) for image in calibration)
-    return replace(detector, clutter_threshold=CLUTTER_MARGIN * most)
+    values = torch.tensor([clutter(image) for image in calibration], dtype=torch.float64)
+    return replace(detector, clutter_threshold=CLUTTER_MARGIN * float(torch.quantile(values, _CLUTTER_QUANTILE)))
 
 
 def threshold_for(scores: Tensor, false_alarm_rate: float) -> float:
@@ -460,9 +463,9 @@ def verdict(model: Any, x: Tensor, detector: Detector | None = None) -> Verdict:
     out = far or busy
     if busy and not far:
         message = (
-            f"{model.name} was trained on {detector.trained_on}; this image is not one ink on one paper as they are "
-            f"({amount:.0%} of its pixels fit neither, above the {detector.clutter_threshold:.0%} a drawing reaches), "
-            "so its answer means little here."
+            f"{model.name} was trained on {detector.trained_on}; this image looks unlike them, so its answer means "
+            f"little here: it is not one ink on one paper ({amount:.0%} of its pixels fit neither, where a drawing "
+            f"stays under {detector.clutter_threshold:.0%})."
         )
     elif out:
         message = (

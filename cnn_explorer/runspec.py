@@ -312,7 +312,7 @@ PRESETS["tinyvgg16-varied-shapes"] = replace(
 PRESETS["tinyvgg16-sketched-shapes"] = replace(
     PRESETS["tinyvgg16-varied-shapes"],
     name="TinyVGG ×16 on sketched shapes",
-    data=replace(PRESETS["tinyvgg16-varied-shapes"].data, sketched=True),
+    data=replace(PRESETS["tinyvgg16-varied-shapes"].data, sketched=True, count=20_000),
 )
 
 

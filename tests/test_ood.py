@@ -156,12 +156,15 @@ def test_the_clutter_check_flags_what_the_features_let_through_and_says_why():
     assert detector.clutter_threshold is None and detector.clutters(_picture(0)[None]) is None
     calibration = torch.stack([x for x, _ in items])
     checked = ood.with_clutter_check(replace(detector, threshold=math.inf), calibration)  # features flag nothing
-    most = max(clutter(x) for x in calibration)
-    assert checked.clutter_threshold == pytest.approx(ood.CLUTTER_MARGIN * most)
+    values = torch.tensor([clutter(x) for x in calibration], dtype=torch.float64)
+    assert checked.clutter_threshold == pytest.approx(ood.CLUTTER_MARGIN * float(torch.quantile(values, 0.99)))
 
     noise = ood.verdict(model, _picture(99, busy=True)[None], checked)
     assert noise.out_of_distribution is True and noise.clutter == pytest.approx(clutter(_picture(99, busy=True)))
-    assert noise.message.startswith("dots was trained on discs; this image is not one ink on one paper as they are (")
+    assert noise.message.startswith(
+        "dots was trained on discs; this image looks unlike them, so its answer means little here: it is not one ink "
+        "on one paper ("
+    )
     disc = ood.verdict(model, _picture(123)[None], checked)
     assert disc.out_of_distribution is False and disc.clutter == 0.0
     assert ood.verdict(model, _picture(99, busy=True)[None], detector).clutter is None  # the check off: not computed
@@ -200,28 +203,36 @@ def shapes_model() -> zoo.LoadedModel:
 def test_the_shapes_model_says_a_photo_is_unlike_its_drawn_shapes(shapes_model, photo):
     verdict = ood.verdict(shapes_model, shapes_model.preprocess(load_sample(photo)))
     assert verdict.out_of_distribution is True
-    assert verdict.score > verdict.threshold
+    detector = ood.detector_for(shapes_model)
+    assert verdict.score > verdict.threshold or verdict.clutter > detector.clutter_threshold
     assert verdict.message.startswith("tinyvgg-shapes was trained on 10 kinds of drawn shapes; this image looks unlike")
 
 
-def test_the_shapes_model_passes_its_held_out_shape_samples(shapes_model):
-    # The generator's own ten; the independent renderers' pen sketch is unlike them, and flagged (as it should be).
-    keys = [key for key in samples_for("tinyvgg-shapes", made_for_it=True) if key.startswith("shape-")]
-    assert len(keys) == 10
-    for key in keys:
-        verdict = ood.verdict(shapes_model, shapes_model.preprocess(load_sample(key)))
-        assert verdict.out_of_distribution is False, (key, verdict.score, verdict.threshold)
-    assert ood.verdict(shapes_model, shapes_model.preprocess(load_sample("pen-star"))).out_of_distribution is True
+def test_the_shapes_model_passes_its_shape_samples_drawn_every_way(shapes_model):
+    # The generator's own ten, and the independent renderers' flat fill, outline, pen sketch and photographed cutout:
+    # the model shipped before issue 15 flagged the pen-drawn star (it knew only filled shapes); this one, trained on
+    # shapes drawn many ways and sketched, passes it.
+    keys = samples_for("tinyvgg-shapes", made_for_it=True)
+    assert len([key for key in keys if key.startswith("shape-")]) == 10
+    assert {"pen-star", "pen-arrow", "outline-triangle", "photo-heart", "flat-circle"} <= set(keys)
+    flagged = {
+        key for key in keys if ood.verdict(shapes_model, shapes_model.preprocess(load_sample(key))).out_of_distribution
+    }
+    # The pen-drawn arrow is one of the 17 % of pen sketches whose features sit far from every class (its card).
+    assert flagged == {"pen-arrow"}
 
 
-def test_the_shipped_shapes_detector_flags_most_photos_and_few_independently_drawn_shapes(shapes_model):
+def test_the_shipped_shapes_detector_flags_the_photos_and_few_independently_drawn_shapes(shapes_model):
     detector = ood.detector_for(shapes_model)
+    assert detector.clutter_threshold is not None  # its features alone let photos through (README)
+
+    def flagged(x: torch.Tensor) -> int:
+        return int(detector.flags(detector.scores(ood.features(shapes_model, x)), detector.clutters(x)).sum())
+
     photos = torch.cat([shapes_model.preprocess(load_sample(key)) for key in SAMPLE_PHOTOS])
-    flagged_photos = int((detector.scores(ood.features(shapes_model, photos)) > detector.threshold).sum())
     drawn = torch.cat([shapes_model.preprocess(img) for img, _ in drawn_shapes(100, seed=3)])
-    flagged_drawn = int((detector.scores(ood.features(shapes_model, drawn)) > detector.threshold).sum())
-    assert flagged_photos >= 4
-    assert flagged_drawn <= 25
+    assert flagged(photos) == len(SAMPLE_PHOTOS)
+    assert flagged(drawn) <= 10
 
 
 def test_the_digit_model_passes_its_digits_and_flags_the_cat():
