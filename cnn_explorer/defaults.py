@@ -520,8 +520,9 @@ def ood_card_section(figures: dict) -> str:
         if clutter is None
         else f" An image is also flagged when more than {clutter:.0%} of its pixels are clutter: pixels that two "
         "flat-shaded regions, ink and paper each one colour under smoothly varying light, miss by more than a quarter "
-        "of their contrast (`cnn_explorer.clutter`; the threshold is 4× the 99th percentile of the calibration images). It "
-        "reads the pixels, not the network: this network's features alone put photos among its sketched shapes."
+        "of their contrast (`cnn_explorer.clutter`; the threshold is 4× the 99th percentile of the calibration "
+        "images). It reads the pixels, not the network: this network's features alone put photos among its sketched "
+        "shapes."
     )
     lines = [
         _OOD_HEADING,

