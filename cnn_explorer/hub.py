@@ -8,15 +8,18 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import torch
-import torchvision.models
 
 from cnn_explorer import downloads
 from cnn_explorer.model import ModelUnavailable
 from cnn_explorer.preprocess import Preprocess
 from cnn_explorer.progress import ByteProgress
+
+if TYPE_CHECKING:
+    import torchvision.models
 
 # torch.hub's convention: a checkpoint file name ends with the first digits of its SHA-256.
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]*)\.")
@@ -35,7 +38,12 @@ def weights_preprocess(weights: torchvision.models.WeightsEnum) -> Preprocess:
 
 def _checkpoint_path(weights: torchvision.models.WeightsEnum) -> Path:
     """Where ``torch.hub.load_state_dict_from_url`` keeps these weights (honours ``TORCH_HOME``)."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
+    return checkpoint_file(os.path.basename(urlparse(weights.url).path))
+
+
+def checkpoint_file(name: str) -> Path:
+    """Where torch's hub cache keeps the checkpoint file ``name`` (honours ``TORCH_HOME``)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / name
 
 
 def _download(url: str, path: Path, progress: ByteProgress | None, name: str | None = None) -> None:

@@ -16,7 +16,6 @@ the gradient between them apply.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import math
@@ -29,13 +28,13 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import torch
-import torchvision.models
 from torch import Tensor, nn
 
 from cnn_explorer.architectures import ARCHITECTURES
 from cnn_explorer.hub import weights_preprocess
 from cnn_explorer.model import Capabilities
 from cnn_explorer.preprocess import Preprocess
+from cnn_explorer.torchvision_catalog import CLASSIFIERS, models
 
 __all__ = [
     "ARCHITECTURE_NAMES",
@@ -109,9 +108,8 @@ def _parameter_count(module: nn.Module) -> int:
 # ── architectures a state_dict can be loaded into ───────────────────────────────────────────────────────────────
 
 
-@functools.cache
 def _torchvision_names() -> tuple[str, ...]:
-    return tuple(torchvision.models.list_models(module=torchvision.models))
+    return CLASSIFIERS
 
 
 def _ours_args(name: str, state: Mapping[str, Tensor], input_size: tuple[int, int, int] | None) -> dict[str, Any]:
@@ -148,13 +146,13 @@ def build_architecture(architecture: str, num_classes: int, args: dict[str, Any]
     """Our architecture or torchvision's, with ``num_classes`` outputs and no weights."""
     if architecture in ARCHITECTURES:
         return ARCHITECTURES[architecture](num_classes=num_classes, **args)
-    return torchvision.models.get_model(architecture, weights=None, num_classes=num_classes, **args)
+    return models().get_model(architecture, weights=None, num_classes=num_classes, **args)
 
 
 def _torchvision_defaults(architecture: str) -> tuple[Preprocess, tuple[str, ...]]:
     """The preprocessing of torchvision's default weights for this architecture (ImageNet's resize, crop, mean and
     std) and their class names."""
-    weights = torchvision.models.get_model_weights(architecture).DEFAULT
+    weights = models().get_model_weights(architecture).DEFAULT
     preprocess = weights_preprocess(weights)
     return preprocess, tuple(weights.meta["categories"])
 

@@ -4,6 +4,10 @@ The steps are torchvision's ``ImageClassification`` (resize the shorter side, ce
 normalize), extended with the two steps our built-in models need (grey conversion with light-background
 inversion, per-image standardization). Every parameter is data, so a model card can record it and the home page
 can show each step.
+
+The geometric steps are written here with PIL, as torchvision's functional transforms do them for a PIL image (the
+same sizes, rounding and resampling; tests compare them pixel for pixel): importing any part of torchvision imports
+all of it, models and ``torch._dynamo`` included, a second or more of the app's cold start for four small functions.
 """
 
 from __future__ import annotations
@@ -13,10 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torchvision.transforms.functional as TF
 from PIL import Image
 from torch import Tensor
-from torchvision.transforms import InterpolationMode
 
 __all__ = ["INK_MARGIN", "Preprocess"]
 
@@ -65,9 +67,8 @@ class Preprocess:
         if self.fit_ink:
             return self._fit_ink(img)
         if img.size != (self.crop, self.crop) or self.resize != self.crop:  # else both steps would copy it as it is
-            img = TF.resize(img, [self.resize], interpolation=InterpolationMode.BILINEAR, antialias=True)
-            img = TF.center_crop(img, [self.crop, self.crop])
-        x = TF.pil_to_tensor(img)
+            img = _center_crop(_resize_shorter_side(img, self.resize), self.crop)
+        x = _pil_to_tensor(img)
         if self.invert_light_background and _border_mean(x) > 127:
             x = 255 - x
         return x
@@ -95,8 +96,8 @@ class Preprocess:
             pixels = square
         fitted = Image.fromarray(np.ascontiguousarray(pixels[:, :, 0] if self.grayscale else pixels))
         if fitted.size != (self.crop, self.crop):
-            fitted = TF.resize(fitted, [self.crop, self.crop], interpolation=InterpolationMode.BILINEAR, antialias=True)
-        return TF.pil_to_tensor(fitted)
+            fitted = fitted.resize((self.crop, self.crop), Image.Resampling.BILINEAR)
+        return _pil_to_tensor(fitted)
 
     def scale(self, x: Tensor) -> Tensor:
         """uint8 ``[C, H, W]`` → the float input tensor ``[C, H, W]``."""
@@ -104,7 +105,7 @@ class Preprocess:
         if self.per_image_standardization:
             return (x - x.mean()) / max(x.std(correction=0).item(), 1 / math.sqrt(x.numel()))
         if self.mean is not None and self.std is not None:
-            return TF.normalize(x, list(self.mean), list(self.std))
+            return _normalize(x, self.mean, self.std)
         return x
 
     def scale_batch(self, x: Tensor, statistics: Tensor | None = None) -> Tensor:
@@ -120,7 +121,7 @@ class Preprocess:
             stats = self.statistics(x) if statistics is None else statistics
             return (x - stats[:, :1, None, None]).div_(stats[:, 1:, None, None])
         if self.mean is not None and self.std is not None:
-            return TF.normalize(x, list(self.mean), list(self.std))
+            return _normalize(x, self.mean, self.std)
         return x
 
     @staticmethod
@@ -173,3 +174,48 @@ class Preprocess:
 def _border_mean(x: Tensor) -> float:
     border = torch.cat([x[:, 0, :], x[:, -1, :], x[:, :, 0], x[:, :, -1]], dim=1)
     return border.to(torch.float32).mean().item()
+
+
+# --- torchvision's functional transforms for a PIL image (transforms.functional: resize, center_crop, pil_to_tensor,
+# normalize), step for step ---------------------------------------------------------------------------------------
+
+
+def _resize_shorter_side(img: Image.Image, side: int) -> Image.Image:
+    """``TF.resize(img, [side])``: the shorter edge to ``side``, the longer in proportion (rounded down), bilinear
+    (PIL antialiases when it shrinks, as torchvision always does for a PIL image)."""
+    w, h = img.size
+    short, long = (w, h) if w <= h else (h, w)
+    new_short, new_long = side, int(side * long / short)
+    new_w, new_h = (new_short, new_long) if w <= h else (new_long, new_short)
+    if (new_w, new_h) == (w, h):
+        return img
+    return img.resize((new_w, new_h), Image.Resampling.BILINEAR)
+
+
+def _center_crop(img: Image.Image, side: int) -> Image.Image:
+    """``TF.center_crop(img, [side, side])``: a smaller image is first padded with zeros, the odd pixel after."""
+    w, h = img.size
+    if side > w or side > h:
+        left, top = max(0, (side - w) // 2), max(0, (side - h) // 2)
+        padded = Image.new(img.mode, (w + max(0, side - w), h + max(0, side - h)), 0)
+        padded.paste(img, (left, top))
+        img, (w, h) = padded, padded.size
+        if (w, h) == (side, side):
+            return img
+    top, left = round((h - side) / 2.0), round((w - side) / 2.0)
+    return img.crop((left, top, left + side, top + side))
+
+
+def _pil_to_tensor(img: Image.Image) -> Tensor:
+    """``TF.pil_to_tensor``: uint8 ``[C, H, W]`` (a view of ``[H, W, C]``, as torchvision returns it)."""
+    pixels = torch.as_tensor(np.array(img, copy=True))
+    return pixels.view(img.size[1], img.size[0], len(img.getbands())).permute(2, 0, 1)
+
+
+def _normalize(x: Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> Tensor:
+    """``TF.normalize``: ``(x - mean) / std`` per channel, on a copy."""
+    m = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(-1, 1, 1)
+    s = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(-1, 1, 1)
+    if (s == 0).any():
+        raise ValueError(f"std evaluated to zero after conversion to {x.dtype}, leading to division by zero.")
+    return x.sub(m).div_(s)

@@ -131,3 +131,27 @@ def test_fit_ink_is_a_described_step_and_round_trips():
     old = p.to_dict()
     del old["fit_ink"]  # model cards written before the step existed
     assert Preprocess.from_dict(old).fit_ink is False
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+@pytest.mark.parametrize(("size", "side", "crop"), [((120, 90), 60, 48), ((31, 77), 32, 32), ((64, 64), 64, 64),
+                                                    ((50, 40), 20, 30), ((17, 90), 16, 24)])  # fmt: skip
+def test_the_geometric_steps_are_torchvisions_pixel_for_pixel(mode, size, side, crop):
+    # Written with PIL so the app starts without torchvision; each must give exactly what torchvision gives, the
+    # odd sizes, rounding and the zero padding of a crop larger than the image included.
+    from cnn_explorer import preprocess
+
+    image = Image.fromarray(np.random.default_rng(2).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+    image = image.convert(mode)
+    resized = preprocess._resize_shorter_side(image, side)
+    expected = TF.resize(image, [side], interpolation=InterpolationMode.BILINEAR, antialias=True)
+    assert resized.size == expected.size and np.array_equal(np.asarray(resized), np.asarray(expected))
+    cropped = preprocess._center_crop(resized, crop)
+    assert np.array_equal(np.asarray(cropped), np.asarray(TF.center_crop(expected, [crop, crop])))
+    tensor = preprocess._pil_to_tensor(cropped)
+    assert tensor.dtype == torch.uint8 and torch.equal(tensor, TF.pil_to_tensor(cropped))
+    scaled = tensor.float() / 255
+    mean, std = (0.485, 0.456, 0.406)[: tensor.shape[0]], (0.229, 0.224, 0.225)[: tensor.shape[0]]
+    assert torch.equal(preprocess._normalize(scaled, mean, std), TF.normalize(scaled, list(mean), list(std)))
+    with pytest.raises(ValueError, match="std evaluated to zero"):
+        preprocess._normalize(scaled, mean, (0.0,) * len(std))

@@ -11,9 +11,7 @@ import math
 
 import numpy as np
 import torch
-import torchvision.transforms.functional as TF
 from torch import Tensor
-from torchvision.transforms import InterpolationMode
 
 from cnn_explorer.runspec import Augmentation
 
@@ -45,6 +43,9 @@ def _augment(x: Tensor, augmentation: Augmentation, rng: np.random.Generator, tu
     """Random-resized crop, rotation, quarter turn, mirror and colour jitter of a uint8 ``[C, H, W]`` image (square,
     as every preprocessing crops it); ``turns`` and ``mirror`` are the item's orientation, the rest is drawn from
     ``rng``."""
+    import torchvision.transforms.functional as TF  # training only: torchvision costs the app its start time
+    from torchvision.transforms import InterpolationMode
+
     channels, height, width = x.shape
     if augmentation.crop > 0:
         # torchvision's RandomResizedCrop: a share of the area in [crop, 1] at an aspect ratio in [3/4, 4/3]

@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torchvision.transforms.functional as TF
 from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
@@ -152,7 +151,8 @@ class LabelledImages(Dataset):
 
     def image(self, index: int) -> Image.Image:
         """Item ``index`` as a picture (grey or RGB), as the model sees it before augmentation and normalization."""
-        return TF.to_pil_image(self.pixels(index))
+        pixels = np.ascontiguousarray(self.pixels(index).permute(1, 2, 0).numpy())  # uint8 [H, W, C]
+        return Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)  # grey or RGB, as TF.to_pil_image
 
     def for_epoch(self, epoch: int) -> LabelledImages:
         """The same set for another epoch: fresh augmentation, and fresh images where the source draws them."""

@@ -5,15 +5,19 @@ first use (:mod:`cnn_explorer.hub`); class names, preprocessing and figures come
 from __future__ import annotations
 
 from functools import cache
+from typing import TYPE_CHECKING
 
 import torch
-import torchvision.models
 
-from cnn_explorer.hub import _checkpoint_path, _download, weights_preprocess
+from cnn_explorer.hub import _checkpoint_path, _download, checkpoint_file, weights_preprocess
 from cnn_explorer.model import LoadedModel, ModelEntry, ModelUnavailable
 from cnn_explorer.model_registry import load, register_source
 from cnn_explorer.preprocess import Preprocess
 from cnn_explorer.progress import ByteProgress
+from cnn_explorer.torchvision_catalog import DEFAULT_WEIGHTS, models
+
+if TYPE_CHECKING:
+    import torchvision.models
 
 __all__ = ["IMAGENET_MODELS", "entries", "transfer_base"]
 
@@ -23,35 +27,36 @@ IMAGENET_MODELS = ("alexnet", "vgg16", "resnet18", "mobilenet_v3_small")
 @register_source(order=20)
 @cache
 def entries() -> dict[str, ModelEntry]:
-    """The :data:`IMAGENET_MODELS`, offered even while their weights still need a download."""
-    entries = {}
-    for name in IMAGENET_MODELS:
-        weights = torchvision.models.get_model_weights(name).DEFAULT
-        entries[name] = ModelEntry(
+    """The :data:`IMAGENET_MODELS`, offered even while their weights still need a download (described from
+    :mod:`~cnn_explorer.torchvision_catalog`: listing them imports no torchvision)."""
+    return {
+        name: ModelEntry(
             name=name,
             family="ImageNet",
-            summary=_imagenet_summary(name, weights),
-            is_ready=lambda weights=weights: _checkpoint_path(weights).exists(),
-            load=lambda progress, name=name, weights=weights: _load_imagenet(name, weights, progress),
+            summary=_imagenet_summary(name),
+            is_ready=lambda name=name: checkpoint_file(DEFAULT_WEIGHTS[name].file).exists(),
+            load=lambda progress, name=name: _load_imagenet(name, progress),
         )
-    return entries
+        for name in IMAGENET_MODELS
+    }
 
 
-def _imagenet_summary(name: str, weights: torchvision.models.WeightsEnum) -> str:
-    metrics = weights.meta["_metrics"]["ImageNet-1K"]
+def _imagenet_summary(name: str) -> str:
+    weights = DEFAULT_WEIGHTS[name]
     return (
-        f"{name} · torchvision {weights} · {weights.meta['num_params'] / 1e6:.1f} M parameters · "
-        f"1000 ImageNet classes · top-1 {metrics['acc@1']:.1f} %"
+        f"{name} · torchvision {weights.name} · {weights.parameters / 1e6:.1f} M parameters · "
+        f"1000 ImageNet classes · top-1 {weights.top1:.1f} %"
     )
 
 
-def _load_imagenet(name: str, weights: torchvision.models.WeightsEnum, progress: ByteProgress | None) -> LoadedModel:
+def _load_imagenet(name: str, progress: ByteProgress | None) -> LoadedModel:
+    weights = models().get_model_weights(name).DEFAULT
     path = _checkpoint_path(weights)
     if not path.exists():
         _download(weights.url, path, progress, name)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-        module = torchvision.models.get_model(name, weights=None)
+        module = models().get_model(name, weights=None)
         module.load_state_dict(state)
     except Exception as err:  # a damaged or hostile file raises anything from OSError to UnpicklingError
         raise ModelUnavailable(
@@ -65,7 +70,7 @@ def _load_imagenet(name: str, weights: torchvision.models.WeightsEnum, progress:
         input_size=(3, preprocess.crop, preprocess.crop),
         class_names=tuple(weights.meta["categories"]),
         preprocess=preprocess,
-        summary=_imagenet_summary(name, weights),
+        summary=_imagenet_summary(name),
         card=_imagenet_card(name, weights, preprocess),
     )
 
@@ -99,6 +104,6 @@ def transfer_base(name: str, progress: ByteProgress | None = None, pretrained: b
     """
     if pretrained or name not in IMAGENET_MODELS:
         return load(name, progress)
-    crop = torchvision.models.get_model_weights(name).DEFAULT.transforms().crop_size[0]
-    module = torchvision.models.get_model(name, weights=None).eval()
+    crop = models().get_model_weights(name).DEFAULT.transforms().crop_size[0]
+    module = models().get_model(name, weights=None).eval()
     return LoadedModel(name, module, (3, crop, crop), (), Preprocess(crop, crop), summary=name, card="")
