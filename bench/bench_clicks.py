@@ -423,6 +423,18 @@ def table(browser: dict[str, list[float]], server: dict[str, list[float]]) -> li
     return lines
 
 
+def seed_imagenet_weights(torch_home: Path, name: str) -> None:
+    """Put random weights for the ImageNet model ``name`` where torch's hub cache under ``torch_home`` looks for its
+    default weights: the app loads it offline (the figures measure speed, which the weights' values do not change)."""
+    import torch
+
+    from cnn_explorer.torchvision_catalog import DEFAULT_WEIGHTS, models
+
+    path = torch_home / "hub" / "checkpoints" / DEFAULT_WEIGHTS[name].file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(models().get_model(name, weights=None).state_dict(), path)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=8, help="timed repeats per interaction (after one warm-up)")
@@ -435,6 +447,10 @@ def main(argv: list[str] | None = None) -> None:
         home = Path(work)
         trivial = home / "trivial.py"
         trivial.write_text(TRIVIAL)
+        from cnn_explorer.torchvision_catalog import DEFAULT_WEIGHTS
+
+        if args.model in DEFAULT_WEIGHTS:  # offline: random weights in the app's hub cache
+            seed_imagenet_weights(home / "app" / "torch", args.model)
         healthy, first_page = cold_start(home / "cold")  # alone, before the two servers below start
         if first_page is not None:
             print(f"cold start: healthy after {healthy:.1f} s, first page rendered after {first_page:.1f} s")

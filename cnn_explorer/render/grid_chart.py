@@ -7,16 +7,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import altair as alt
 import numpy as np
-import pandas as pd
 from torch import Tensor
 
 from cnn_explorer.render.colour import _maps_array
 from cnn_explorer.render.grids import FeatureGrid, _frame_thickness
 from cnn_explorer.render.pictures import to_png_bytes
+
+if TYPE_CHECKING:  # imported where used: together over a second of the app's cold start, and no page needs either
+    import altair as alt
+    import pandas as pd
 
 __all__ = [
     "GRID_SELECTION",
@@ -31,6 +33,7 @@ __all__ = [
 GRID_SELECTION = "tile"
 #: Name of the view of :func:`grid_chart` whose marks take the pointer: its SVG group has class ``tiles_marks``.
 GRID_TILES_VIEW = "tiles"
+_SCHEMA_URL = "https://vega.github.io/schema/vega-lite/v6.4.1.json"  # altair.SCHEMA_URL (a test compares)
 _GRID_HOVER = "hover"  # the tile under the pointer; only drawn, never sent to the server
 
 
@@ -50,6 +53,8 @@ def grid_tiles(grid: FeatureGrid, maps: Tensor | np.ndarray) -> pd.DataFrame:
     Raises:
         ValueError: ``maps`` is not the grid's: another number of channels.
     """
+    import pandas as pd
+
     values = _maps_array(maps)
     if values.shape[0] != grid.count:
         raise ValueError(f"The grid shows {grid.count} maps, but {values.shape[0]} were given.")
@@ -77,6 +82,8 @@ def grid_chart(grid: FeatureGrid, maps: Tensor | np.ndarray, png: bytes | None =
     A page that draws it on every rerun hands the spec itself to ``st.vega_lite_chart``: building and validating an
     Altair chart costs tens of milliseconds a run, the dict well under one.
     """
+    import altair as alt
+
     return alt.LayerChart.from_dict(grid_chart_spec(grid, maps, png))
 
 
@@ -159,7 +166,7 @@ def grid_chart_spec(grid: FeatureGrid, maps: Tensor | np.ndarray, png: bytes | N
         "name": GRID_TILES_VIEW,
     }
     return {
-        "$schema": alt.SCHEMA_URL,
+        "$schema": _SCHEMA_URL,
         "config": {"view": {"stroke": None}},
         "layer": [picture, outline, hit_areas],
         "autosize": {"type": "none"},

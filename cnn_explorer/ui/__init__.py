@@ -5,201 +5,148 @@ load either themselves. One module per page's views: ``core`` (caches, the selec
 ``arithmetic``, its one-value section), ``explain``, ``playground`` (and ``playground_views``, its table of views),
 ``robustness`` (Fool the model), ``training`` (and ``run_views``), ``own_model``, ``report``; and ``long_task``, the
 one helper for long computations (a stored result, or computed with progress and Cancel).
+
+The names below are imported from their module on first use (PEP 562), so a page loads only the modules it
+calls: the Predict page never imports the Layers, Explain, Playground or Train views, nor pandas and Altair with
+them (about half a second of the app's cold start).
 """
 
-from cnn_explorer.ui.arithmetic import show_arithmetic, unit_arithmetic_view
-from cnn_explorer.ui.core import (
-    DEFAULT_MODEL,
-    Selection,
-    cached_input,
-    cached_prediction,
-    context_of,
-    follow_default,
-    require_selection,
-    selection,
-    user_chose,
-)
-from cnn_explorer.ui.explain import (
-    ExplainChoice,
-    HeatDisplay,
-    cached_cam_layers,
-    chips_wrap,
-    explain_controls,
-    explanation,
-    explanation_card,
-    explanation_grid,
-    gradcam_walkthrough,
-    heat_display_controls,
-    method_params,
-    trust_panel,
-)
-from cnn_explorer.ui.layers import (
-    LayerCapture,
-    ShownOutput,
-    bounded_number,
-    cached_capture,
-    cached_effective_field,
-    cached_layer_table,
-    filters_and_statistics,
-    grid_picker,
-    grid_table,
-    layer_downloads,
-    layer_output_view,
-    layer_overview,
-    layer_stepper,
-    network_picture,
-    receptive_field_view,
-    stack_strip,
-    strongest_unit,
-    styled_table,
-    unit_position,
-)
-from cnn_explorer.ui.long_task import computed, request_button
-from cnn_explorer.ui.ood import cached_verdict, ood_warning
-from cnn_explorer.ui.own_model import own_model_panel, require_view, unavailable
-from cnn_explorer.ui.playground import (
-    activations_view,
-    cached_dataset_images,
-    cached_gradient_flow,
-    cached_picture,
-    cached_pixels,
-    cached_translation,
-    cached_visualizable_layers,
-    cached_weight_sharing,
-    convolution_view,
-    filter_view,
-    kernel_editor,
-    playground_selection,
-    pooling_view,
-    weight_sharing_view,
-    without_model_note,
-)
-from cnn_explorer.ui.playground_views import playground_view
-from cnn_explorer.ui.report import report_export
-from cnn_explorer.ui.robustness import (
-    attack_panels,
-    attack_result,
-    attack_settings,
-    attack_view,
-    flip_search_result,
-    flip_search_view,
-    gradcam_pair,
-)
-from cnn_explorer.ui.run_views import (
-    current_run_id,
-    diagnostics_view,
-    overfitting_note,
-    results_view,
-    run_actions,
-    run_monitor,
-    run_picker,
-    runs_overview,
-    timelapse_view,
-)
-from cnn_explorer.ui.sidebar import sidebar
-from cnn_explorer.ui.training import (
-    cached_prepared,
-    data_form,
-    data_preview,
-    new_run_form,
-    settings_form,
-    stack_editor,
-    stack_summary,
-    start_run,
-    transfer_form,
-)
+from __future__ import annotations
 
-__all__ = [
-    "DEFAULT_MODEL",
-    "ExplainChoice",
-    "HeatDisplay",
-    "LayerCapture",
-    "Selection",
-    "ShownOutput",
-    "activations_view",
-    "attack_panels",
-    "attack_result",
-    "attack_settings",
-    "attack_view",
-    "bounded_number",
-    "cached_cam_layers",
-    "cached_capture",
-    "cached_dataset_images",
-    "cached_effective_field",
-    "cached_gradient_flow",
-    "cached_input",
-    "cached_layer_table",
-    "cached_picture",
-    "cached_pixels",
-    "cached_prediction",
-    "cached_prepared",
-    "cached_translation",
-    "cached_verdict",
-    "cached_visualizable_layers",
-    "cached_weight_sharing",
-    "chips_wrap",
-    "computed",
-    "context_of",
-    "convolution_view",
-    "current_run_id",
-    "data_form",
-    "data_preview",
-    "diagnostics_view",
-    "explain_controls",
-    "explanation",
-    "explanation_card",
-    "explanation_grid",
-    "filter_view",
-    "filters_and_statistics",
-    "flip_search_result",
-    "flip_search_view",
-    "follow_default",
-    "gradcam_pair",
-    "gradcam_walkthrough",
-    "grid_picker",
-    "grid_table",
-    "heat_display_controls",
-    "kernel_editor",
-    "layer_downloads",
-    "layer_output_view",
-    "layer_overview",
-    "layer_stepper",
-    "method_params",
-    "network_picture",
-    "new_run_form",
-    "ood_warning",
-    "overfitting_note",
-    "own_model_panel",
-    "playground_selection",
-    "playground_view",
-    "pooling_view",
-    "receptive_field_view",
-    "report_export",
-    "request_button",
-    "require_selection",
-    "require_view",
-    "results_view",
-    "run_actions",
-    "run_monitor",
-    "run_picker",
-    "runs_overview",
-    "selection",
-    "settings_form",
-    "show_arithmetic",
-    "sidebar",
-    "stack_editor",
-    "stack_strip",
-    "stack_summary",
-    "start_run",
-    "strongest_unit",
-    "styled_table",
-    "timelapse_view",
-    "transfer_form",
-    "trust_panel",
-    "unavailable",
-    "unit_arithmetic_view",
-    "unit_position",
-    "user_chose",
-    "weight_sharing_view",
-    "without_model_note",
-]
+import importlib
+from typing import Any
+
+_MODULES: dict[str, tuple[str, ...]] = {
+    "arithmetic": (
+        "show_arithmetic",
+        "unit_arithmetic_view",
+    ),
+    "core": (
+        "cached_cam_layers",
+        "cached_layer_table",
+        "DEFAULT_MODEL",
+        "Selection",
+        "cached_input",
+        "cached_prediction",
+        "context_of",
+        "follow_default",
+        "require_selection",
+        "selection",
+        "user_chose",
+    ),
+    "explain": (
+        "ExplainChoice",
+        "HeatDisplay",
+        "chips_wrap",
+        "explain_controls",
+        "explanation",
+        "explanation_card",
+        "explanation_grid",
+        "gradcam_walkthrough",
+        "heat_display_controls",
+        "method_params",
+        "trust_panel",
+    ),
+    "layers": (
+        "LayerCapture",
+        "ShownOutput",
+        "bounded_number",
+        "cached_capture",
+        "cached_effective_field",
+        "filters_and_statistics",
+        "grid_picker",
+        "grid_table",
+        "layer_downloads",
+        "layer_output_view",
+        "layer_overview",
+        "layer_stepper",
+        "network_picture",
+        "receptive_field_view",
+        "stack_strip",
+        "strongest_unit",
+        "styled_table",
+        "unit_position",
+    ),
+    "long_task": (
+        "computed",
+        "request_button",
+    ),
+    "ood": (
+        "cached_verdict",
+        "ood_warning",
+    ),
+    "own_model": (
+        "own_model_panel",
+        "require_view",
+        "unavailable",
+    ),
+    "playground": (
+        "activations_view",
+        "cached_dataset_images",
+        "cached_gradient_flow",
+        "cached_picture",
+        "cached_pixels",
+        "cached_translation",
+        "cached_visualizable_layers",
+        "cached_weight_sharing",
+        "convolution_view",
+        "filter_view",
+        "kernel_editor",
+        "playground_selection",
+        "pooling_view",
+        "weight_sharing_view",
+        "without_model_note",
+    ),
+    "playground_views": ("playground_view",),
+    "report": ("report_export",),
+    "robustness": (
+        "attack_panels",
+        "attack_result",
+        "attack_settings",
+        "attack_view",
+        "flip_search_result",
+        "flip_search_view",
+        "gradcam_pair",
+    ),
+    "run_views": (
+        "current_run_id",
+        "diagnostics_view",
+        "overfitting_note",
+        "results_view",
+        "run_actions",
+        "run_monitor",
+        "run_picker",
+        "runs_overview",
+        "timelapse_view",
+    ),
+    "sidebar": ("sidebar",),
+    "training": (
+        "cached_prepared",
+        "data_form",
+        "data_preview",
+        "new_run_form",
+        "settings_form",
+        "stack_editor",
+        "stack_summary",
+        "start_run",
+        "transfer_form",
+    ),
+}
+_MODULE_OF = {name: module for module, names in _MODULES.items() for name in names}
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    """``ui.X``: ``X`` from its module, imported now if this is its first use (and kept, so the next use is a plain
+    attribute)."""
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -11,9 +11,11 @@ from typing import Any
 import streamlit as st
 from PIL import Image
 
+from cnn_explorer.attribution import cam_layers, default_cam_layer
 from cnn_explorer.images import (
     load_image,
 )
+from cnn_explorer.layers import LayerInfo, list_layers
 from cnn_explorer.zoo import LoadedModel, ModelUnavailable, Prediction, load_model, model_entry
 from cnn_explorer.zoo import predict as _predict
 
@@ -61,6 +63,22 @@ def cached_model(name: str) -> LoadedModel:
 def cached_image(digest: str, _data: bytes) -> Image.Image:
     """The decoded RGB image of an upload or sample, once per digest; raises ImageError."""
     return load_image(_data)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def cached_layer_table(model_name: str, _model: LoadedModel) -> tuple[LayerInfo, ...]:
+    """The model's layer table (shapes, parameters, receptive fields), computed once per model."""
+    return tuple(list_layers(_model))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def cached_cam_layers(model_name: str, _model: LoadedModel) -> tuple[list[str], str | None]:
+    """The conv layers a CAM can use and the default one (None when the model has no spatial conv output)."""
+    layers = list(cam_layers(_model))
+    try:
+        return layers, default_cam_layer(_model)
+    except ValueError:
+        return layers, None
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

@@ -20,26 +20,14 @@ from cnn_explorer.attribution import (
     Explanation,
     GradCamSteps,
     MethodSpec,
-    cam_layers,
-    default_cam_layer,
     explain,
     gradcam_steps,
 )
 from cnn_explorer.model import LoadedModel, Prediction
 from cnn_explorer.trust import METRICS, TrustReport, trust_report
-from cnn_explorer.ui.core import context_of, figure_png, follow_default, shown_image, sized_png
+from cnn_explorer.ui.core import cached_cam_layers, context_of, figure_png, follow_default, shown_image, sized_png
 from cnn_explorer.ui.long_task import computed, request_button, results
 from cnn_explorer.ui.own_model import unavailable
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def cached_cam_layers(model_name: str, _model: LoadedModel) -> tuple[list[str], str | None]:
-    """The conv layers a CAM can use and the default one (None when the model has no spatial conv output)."""
-    layers = list(cam_layers(_model))
-    try:
-        return layers, default_cam_layer(_model)
-    except ValueError:
-        return layers, None
 
 
 def chips_wrap(key: str) -> None:

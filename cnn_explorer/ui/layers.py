@@ -24,7 +24,6 @@ from cnn_explorer.layers import (
     capture_layers,
     describe,
     effective_receptive_field,
-    list_layers,
     theoretical_field,
 )
 from cnn_explorer.model import LoadedModel
@@ -57,12 +56,6 @@ class LayerCapture:
     inputs: dict[str, Tensor]
     value_range: tuple[float, float]
     source: tuple[str, str] = ("", "")
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def cached_layer_table(model_name: str, _model: LoadedModel) -> tuple[LayerInfo, ...]:
-    """The model's layer table (shapes, parameters, receptive fields), computed once per model."""
-    return tuple(list_layers(_model))
 
 
 @st.cache_resource(max_entries=8, show_spinner="Running the network once and recording every layer …")

@@ -14,8 +14,7 @@ from cnn_explorer.model import LoadedModel
 from cnn_explorer.report import DEFAULT_METHODS as REPORT_METHODS
 from cnn_explorer.report import Report, ReportError, build_report, default_layers
 from cnn_explorer.report import to_pdf as report_to_pdf
-from cnn_explorer.ui.explain import cached_cam_layers
-from cnn_explorer.ui.layers import cached_layer_table
+from cnn_explorer.ui.core import cached_cam_layers, cached_layer_table
 from cnn_explorer.ui.long_task import ResultStore
 
 
