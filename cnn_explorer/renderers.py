@@ -333,6 +333,36 @@ def _jpeg(image: Image.Image, quality: int) -> Image.Image:
     return Image.open(buffer).convert("RGB")
 
 
+# --- Chalk on a blackboard --------------------------------------------------------------------------------------
+
+
+def chalk(label: int, rng: np.random.Generator, size: int = 64) -> Image.Image:
+    """A chalk drawing on a blackboard: grainy strokes that skip where the board's texture dips, on a green or slate
+    board smudged with the dust of earlier lessons; a ring is a chalked circle."""
+    _check_outline_label(label)
+    big = size * _SUPER
+    board = np.array([rng.uniform(20, 50), rng.uniform(45, 85), rng.uniform(35, 60)])
+    if rng.random() < 0.4:
+        board = np.full(3, rng.uniform(25, 60))  # slate
+    colour = np.array([255.0, 255.0, 255.0]) if rng.random() < 0.6 else rng.uniform(170, 255, size=3)
+    dust = rng.random((6, 6)).astype(np.float32)  # smudges: chalk dust, wiped across the board
+    dust = np.asarray(Image.fromarray(dust, "F").resize((big, big), Image.Resampling.BICUBIC), dtype=np.float32)
+    pixels = board + rng.uniform(10, 40) * np.clip(dust, 0, 1)[..., None]
+    pose = _pose(rng, big, (0.22, 0.44))
+    stroke = Image.new("L", (big, big), 0)
+    draw = ImageDraw.Draw(stroke)
+    width = max(_SUPER, round(rng.uniform(0.035, 0.07) * big))
+    contour = _CONTOURS[CLASSES[label]]
+    start = int(rng.integers(len(contour)))
+    line = _densify(_closed(np.roll(contour, -start, axis=0)), 0.06)
+    line = line * rng.uniform(0.94, 1.06, size=2) + _wobble(len(line), rng, 0.02)
+    draw.line([tuple(p) for p in pose.place(line)], fill=255, width=width, joint="curve")
+    grain = rng.random((big, big)) > rng.uniform(0.25, 0.55)  # where the chalk touches the board
+    cover = np.asarray(stroke, dtype=np.float32)[..., None] / 255 * grain[..., None] * rng.uniform(0.7, 0.95)
+    pixels = pixels * (1 - cover) + colour * cover
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB").resize((size, size), Image.Resampling.BOX)
+
+
 # --- Registry --------------------------------------------------------------------------------------------------
 
 
@@ -367,7 +397,8 @@ RENDERERS: dict[str, Renderer] = {
         Renderer("sizes", sizes, "flat fills far smaller or larger than the training shapes", held_out=False),
         Renderer("outline", outline, "thick outlines, one colour on another", False, _outline_labels()),
         Renderer("pen", pen, "pen sketches: wobbly dark strokes on white paper", True, _outline_labels()),
-        Renderer("photo", photo, "photographed paper cutouts: shadow, uneven light, blur, JPEG", held_out=True),
+        Renderer("photo", photo, "photographed paper cutouts: shadow, uneven light, blur, JPEG", held_out=False),
+        Renderer("chalk", chalk, "chalk on a smudged blackboard: grainy strokes", True, _outline_labels()),
     )
 }
 """The independent renderers, by name."""

@@ -52,6 +52,8 @@ class DataSpec:
         varied: ``"shapes"``: draw them many ways — filled or outlined, 8–30 px instead of 12–26, in even or uneven
             light (:func:`cnn_explorer.data.draw_shape`) — rather than filled only. Ignored for other kinds.
         sketched: ``"shapes"``: as ``varied``, and half of them drawn by hand (``draw_shape(sketched=True)``).
+        photographed: ``"shapes"``: as ``varied``, and 40 % of them, drawn or sketched, then photographed: shadow,
+            lamp light, blur, sensor noise, JPEG (``draw_shape(photographed=True)``).
     """
 
     kind: str = "shapes"
@@ -64,6 +66,7 @@ class DataSpec:
     fresh: bool = True
     varied: bool = False
     sketched: bool = False
+    photographed: bool = False
 
 
 @dataclass(frozen=True)
@@ -313,6 +316,14 @@ PRESETS["tinyvgg16-sketched-shapes"] = replace(
     PRESETS["tinyvgg16-varied-shapes"],
     name="TinyVGG ×16 on sketched shapes",
     data=replace(PRESETS["tinyvgg16-varied-shapes"].data, sketched=True, count=20_000),
+)
+
+# And 40 % of them photographed (cnn_explorer.shape_styles.photograph: a cut-out's soft shadow, lamp light, blur,
+# sensor noise, JPEG): the sketched model took a photographed square for a semicircle, its shadow for a straight edge.
+PRESETS["tinyvgg16-photographed-shapes"] = replace(
+    PRESETS["tinyvgg16-sketched-shapes"],
+    name="TinyVGG ×16 on sketched and photographed shapes",
+    data=replace(PRESETS["tinyvgg16-sketched-shapes"].data, photographed=True),
 )
 
 

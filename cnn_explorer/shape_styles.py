@@ -1,5 +1,5 @@
 """Training styles for the synthetic shapes beyond :func:`cnn_explorer.data.draw_shape`'s filled polygons: shapes
-sketched as people draw them.
+sketched as people draw them, and shapes photographed.
 
 ``data.draw_shape(..., sketched=True)`` hands a share of its images to :func:`sketch`, which draws the same unit
 outlines (passed in, so this module imports nothing of the project) as a stroke centred on the boundary with round
@@ -7,20 +7,24 @@ joins and caps, the hand's drift, ends that overshoot or stop short and sometime
 white paper, as on the Draw canvas, or in one colour on another — or coloured in, as a filled scribble is. A model
 trained on filled shapes and outlines traced inside the edge alone takes a pen-drawn arrow for a square.
 
-Nothing here shadows, blurs or compresses the image: photographed shapes stay a style the training never sees, so
-the photo renderer of :mod:`cnn_explorer.renderers` keeps measuring generalization.
+``data.draw_shape(..., photographed=True)`` passes a share of its images, drawn or sketched, through
+:func:`photograph`: a soft shadow beside a cut-out shape, light falling off around a lamp, a camera's blur, sensor
+noise and JPEG compression. A model trained without it takes a photographed square for a semicircle: the shadow on
+one side reads as a straight edge. The photo renderer of :mod:`cnn_explorer.renderers` shares no code with this; the
+chalk renderer's grainy strokes on a smudged board are what no training style imitates.
 """
 
 from __future__ import annotations
 
+import io
 import itertools
 import math
 from collections.abc import Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
-__all__ = ["sketch"]
+__all__ = ["photograph", "sketch"]
 
 _SUPER = 4  # drawn at 4× and box-averaged down: soft stroke edges
 _REFERENCE_SIZE = 64  # the pixel ranges below are for 64×64 and scale with the size
@@ -33,6 +37,14 @@ _WOBBLE_MAX = 0.05  # the hand's drift, in circumradii
 _STRETCH = 0.1  # each axis scaled by 1 ± up to this: a hand's proportions are never exact
 _STEP = 0.05  # points along the stroke at most this far apart, in circumradii, so the drift bends the lines
 _MIN_CONTRAST = 70.0  # grey levels between ink and paper in the two-colour style
+# photograph(): ranges at 64×64, scaled with the size
+_SHADOW_OFFSET = (0.5, 3.0)  # pixels, each axis, either sign
+_SHADOW_SOFTNESS = (0.5, 2.0)  # Gaussian blur of the shadow, pixels
+_SHADOW_DEPTH = (0.2, 0.55)  # the share of light the shadow takes away
+_LAMP_FALLOFF = (0.2, 0.8)  # light lost per image width away from the lamp
+_BLUR = (0.0, 1.2)  # the camera's Gaussian blur, pixels
+_SENSOR_NOISE = (1.0, 8.0)  # grey levels, standard deviation
+_JPEG_QUALITY = (30, 92)
 
 
 def _along(points: np.ndarray, step: float) -> np.ndarray:
@@ -117,3 +129,37 @@ def sketch(
     small = np.asarray(image.resize((size, size), Image.Resampling.BOX), dtype=np.float32)
     small = small + rng.standard_normal(small.shape, dtype=np.float32) * np.float32(rng.uniform(0.0, 6.0))
     return Image.fromarray(np.clip(small + 0.5, 0, 255).astype(np.uint8), "RGB")
+
+
+def photograph(image: Image.Image, rng: np.random.Generator, shape: np.ndarray | None = None) -> Image.Image:
+    """``image`` as if photographed: a soft shadow beside the shape, light falling off around a lamp that may be off
+    the frame, a camera's blur, sensor noise and JPEG compression. Same size, RGB.
+
+    Args:
+        image: an RGB drawing.
+        rng: every random choice; the same state gives the same photograph.
+        shape: the share of each pixel the shape covers, ``(H, W)`` in [0, 1], to cast its shadow on the background
+            (a cut-out lying on a table); None casts none (ink on paper).
+    """
+    size = image.width
+    scale = size / _REFERENCE_SIZE
+    pixels = np.asarray(image, dtype=np.float32)
+    if shape is not None:
+        dx, dy = rng.uniform(*_SHADOW_OFFSET, size=2) * rng.choice([-1.0, 1.0], size=2) * scale
+        cast = Image.fromarray(np.clip(shape * 255 + 0.5, 0, 255).astype(np.uint8), "L")
+        cast = cast.transform(cast.size, Image.Transform.AFFINE, (1, 0, -dx, 0, 1, -dy))
+        cast = cast.filter(ImageFilter.GaussianBlur(rng.uniform(*_SHADOW_SOFTNESS) * scale))
+        shade = np.asarray(cast, dtype=np.float32) / 255 * (1 - shape)  # on the table only, never on the cut-out
+        pixels = pixels * (1 - rng.uniform(*_SHADOW_DEPTH) * shade)[..., None]
+    lamp = rng.uniform(-0.3, 1.3, size=2) * size
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
+    light = 1.1 - rng.uniform(*_LAMP_FALLOFF) * np.hypot(xx - lamp[0], yy - lamp[1]) / size
+    pixels = pixels * np.clip(light, 0.4, 1.2)[..., None]
+    photo = Image.fromarray(np.clip(pixels + 0.5, 0, 255).astype(np.uint8), "RGB")
+    photo = photo.filter(ImageFilter.GaussianBlur(rng.uniform(*_BLUR) * scale))
+    noisy = np.asarray(photo, dtype=np.float32)
+    noisy = noisy + rng.standard_normal(noisy.shape, dtype=np.float32) * np.float32(rng.uniform(*_SENSOR_NOISE))
+    photo = Image.fromarray(np.clip(noisy + 0.5, 0, 255).astype(np.uint8), "RGB")
+    buffer = io.BytesIO()
+    photo.save(buffer, format="JPEG", quality=int(rng.integers(*_JPEG_QUALITY)))
+    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")

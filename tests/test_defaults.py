@@ -83,7 +83,7 @@ def test_a_shipped_run_predicts_exactly_like_the_run(digits_run, monkeypatch, tm
 def test_only_a_finished_run_of_the_defaults_preset_ships(digits_run, monkeypatch, tmp_path):
     home, run_id = digits_run
     monkeypatch.setenv("CNN_EXPLORER_HOME", str(home))
-    with pytest.raises(ShipError, match="not trained on the tinyvgg16-sketched-shapes preset's data"):
+    with pytest.raises(ShipError, match="not trained on the tinyvgg16-photographed-shapes preset's data"):
         ship(run_id, "tinyvgg-shapes", out_dir=tmp_path)
     with pytest.raises(ShipError, match="'small-vgg-bn' is not a default model"):
         ship(run_id, "small-vgg-bn", out_dir=tmp_path)
@@ -174,20 +174,21 @@ def test_samples_include_shapes_drawn_by_the_independent_renderers(tmp_path):
 
 def test_the_train_pages_tinyvgg_preset_stays_cnn_explainers_on_plain_shapes():
     # The Train page's TinyVGG preset is CNN Explainer's network, 10 maps per conv, on filled shapes. The shipped
-    # tinyvgg-shapes (issue 15) is the same network 16 maps wide, trained by its own preset on shapes drawn many ways
-    # and sketched, and says so on its card.
+    # tinyvgg-shapes (issue 15) is the same network 16 maps wide, trained by its own preset on shapes drawn many ways,
+    # sketched and photographed, and says so on its card.
     page = preset("tinyvgg-shapes")
     assert [layer.channels for layer in page.model.layers if layer.type == "conv"] == [10, 10, 10, 10]
     assert not page.data.varied and not page.data.sketched
     assert sum(p.numel() for p in TinyVGG().parameters()) == 19_920
     shipped = defaults.DEFAULTS["tinyvgg-shapes"]
-    assert shipped.preset_name == "tinyvgg16-sketched-shapes" and shipped.architecture_args == {"channels": 16}
-    sketched = preset("tinyvgg16-sketched-shapes")
-    assert [layer.channels for layer in sketched.model.layers if layer.type == "conv"] == [16, 16, 16, 16]
-    assert sketched.data.sketched and preset("tinyvgg16-varied-shapes").data.varied
+    assert shipped.preset_name == "tinyvgg16-photographed-shapes" and shipped.architecture_args == {"channels": 16}
+    photographed = preset("tinyvgg16-photographed-shapes")
+    assert [layer.channels for layer in photographed.model.layers if layer.type == "conv"] == [16, 16, 16, 16]
+    assert photographed.data.sketched and photographed.data.photographed
+    assert preset("tinyvgg16-varied-shapes").data.varied
     meta = json.loads((ASSETS_MODELS / "tinyvgg-shapes.json").read_text())
     assert meta["parameters"] == sum(p.numel() for p in TinyVGG(channels=16).parameters()) == 34_458
-    assert "--preset tinyvgg16-sketched-shapes" in meta["command"]
+    assert "--preset tinyvgg16-photographed-shapes" in meta["command"]
     assert (
         "16 feature maps per convolution instead of CNN Explainer's 10"
         in (ASSETS_MODELS / "tinyvgg-shapes.md").read_text()

@@ -65,6 +65,15 @@ def test_pen_sketches_are_dark_strokes_on_white_paper() -> None:
         assert (grey < 128).mean() < 0.25, "strokes, not a filled shape"
 
 
+def test_chalk_is_light_strokes_on_a_dark_board() -> None:
+    for label in RENDERERS["chalk"].labels:
+        grey = _pixels(render("chalk", label, np.random.default_rng(label), size=128).convert("L"))
+        border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+        assert np.median(border) <= 110, "the board is dark"
+        chalked = grey > np.median(border) + 60
+        assert 0.005 < chalked.mean() < 0.25, "light strokes, not a filled shape"
+
+
 def test_flat_fills_have_exactly_two_colours() -> None:
     for label in range(len(CLASSES)):
         pixels = np.asarray(render("flat", label, np.random.default_rng(label))).reshape(-1, 3)

@@ -102,3 +102,55 @@ def test_the_style_imports_nothing_of_the_project() -> None:
         elif isinstance(node, ast.ImportFrom):
             imported.add(node.module or "")
     assert not [name for name in imported if name.startswith("cnn_explorer")], imported
+
+
+def _square_on_a_table(size: int = 64) -> tuple[Image.Image, np.ndarray]:
+    shape = np.zeros((size, size), dtype=np.float32)
+    shape[20:44, 20:44] = 1.0
+    pixels = np.where(shape[..., None] > 0, 200.0, 100.0) * np.ones(3)
+    return Image.fromarray(pixels.astype(np.uint8), "RGB"), shape
+
+
+def test_a_photograph_is_rgb_of_the_size_and_the_same_for_the_same_generator_state() -> None:
+    image, shape = _square_on_a_table(48)
+    first = shape_styles.photograph(image, np.random.default_rng(3), shape)
+    assert first.mode == "RGB" and first.size == (48, 48)
+    assert np.array_equal(_pixels(first), _pixels(shape_styles.photograph(image, np.random.default_rng(3), shape)))
+    assert not np.array_equal(_pixels(first), _pixels(shape_styles.photograph(image, np.random.default_rng(4), shape)))
+
+
+def test_a_cut_out_casts_a_shadow_on_the_table_beside_it_and_ink_casts_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Even light, no blur, no noise, nearly lossless JPEG: what is left is the shadow.
+    for name, value in [("_LAMP_FALLOFF", (0.0, 0.0)), ("_BLUR", (0.0, 0.0)), ("_SENSOR_NOISE", (0.0, 0.0))]:
+        monkeypatch.setattr(shape_styles, name, value)
+    monkeypatch.setattr(shape_styles, "_JPEG_QUALITY", (98, 99))
+    image, shape = _square_on_a_table()
+    lit = 1.1  # the lamp's light with no falloff
+    for seed in range(5):
+        grey = _pixels(shape_styles.photograph(image, np.random.default_rng(seed), shape).convert("L"))
+        table = grey[shape == 0]
+        shaded = table < 100 * lit * 0.9  # darker by 10 % or more: the shadow (depth 20–55 %)
+        assert shaded.sum() >= 24, "a shadow along at least one side"
+        near = np.zeros_like(shape, dtype=bool)
+        near[13:51, 13:51] = True  # offset ≤ 3 px plus a blur of ≤ 2 px, with room for its tail
+        assert not (shaded & ~near[shape == 0]).any(), "no shadow far from the shape"
+        assert np.abs(grey[24:40, 24:40] - 200 * lit).max() <= 3, "the cut-out itself is not shaded"
+        flat = _pixels(shape_styles.photograph(image, np.random.default_rng(seed), None).convert("L"))
+        assert np.abs(flat[shape == 0] - 100 * lit).max() <= 4, "ink on paper casts no shadow"
+
+
+def test_photographed_shapes_are_a_share_of_the_drawings_and_an_option_of_the_dataset_and_its_spec() -> None:
+    # A photograph is the drawing, then its own draws: an image left unphotographed is exactly the drawing.
+    changed = []
+    for i in range(60):
+        plain = draw_shape(i % 10, np.random.default_rng([9, i]), 64, sketched=True)
+        photographed = draw_shape(i % 10, np.random.default_rng([9, i]), 64, sketched=True, photographed=True)
+        changed.append(not np.array_equal(_pixels(plain), _pixels(photographed)))
+    assert 0.25 <= np.mean(changed) <= 0.55  # 40 %
+    prepared = data.prepare(DataSpec(kind="shapes", count=4, val_split=0.5, photographed=True), seed=0)
+    for i in range(4):
+        expected = draw_shape(i % 10, np.random.default_rng([1000, i]), 64, photographed=True)
+        assert np.array_equal(_pixels(prepared.train_for_epoch(0).image(i)), _pixels(expected))
+    spec = preset("tinyvgg16-photographed-shapes")
+    assert spec.data.photographed and spec.data.sketched and RunSpec.from_dict(spec.to_dict()) == spec
+    assert not preset("tinyvgg16-sketched-shapes").data.photographed

@@ -26,12 +26,11 @@ def _load_shapes(spec: DataSpec, seed: int, progress: ByteProgress | None) -> _S
     n = spec.count if spec.limit is None else min(spec.count, spec.limit)
     n_val = max(1, round(spec.count * spec.val_split))
     classes = len(SHAPE_CLASSES)
+    styles = {"varied": spec.varied, "sketched": spec.sketched, "photographed": spec.photographed}
     return _Split(
-        train=_Shapes(
-            n, _SHAPES_TRAIN_SEED_OFFSET + seed, spec.size, fresh=spec.fresh, varied=spec.varied, sketched=spec.sketched
-        ),
+        train=_Shapes(n, _SHAPES_TRAIN_SEED_OFFSET + seed, spec.size, fresh=spec.fresh, **styles),
         train_labels=np.arange(n) % classes,
-        val=_Shapes(n_val, seed + _SHAPES_VAL_SEED_OFFSET, spec.size, varied=spec.varied, sketched=spec.sketched),
+        val=_Shapes(n_val, seed + _SHAPES_VAL_SEED_OFFSET, spec.size, **styles),
         val_labels=np.arange(n_val) % classes,
         classes=SHAPE_CLASSES,
     )

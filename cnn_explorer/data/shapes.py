@@ -156,6 +156,7 @@ _STROKE_RANGE = (1.5, 6.0)
 _LIGHT_PROBABILITY = 0.5
 _LIGHT_MAX_SLOPE = 0.35
 _SKETCH_PROBABILITY = 0.5  # sketched=True: the share drawn by hand (shape_styles), the rest as varied=True
+_PHOTO_PROBABILITY = 0.4  # photographed=True: the share, drawn or sketched, then photographed (shape_styles)
 _EDGE_MARGIN = 1.0  # pixels kept clear between the shape's circumcircle and the image border
 # Antialiasing: draw the mask at 8× and box-average down, so alpha is the covered fraction. PIL fills polygons with
 # their boundary pixels included, which fattens a shape by up to one sub-pixel; at 4× that made a small arrow's thin
@@ -312,7 +313,12 @@ def _draw(label: int, rng: np.random.Generator, size: int, varied: bool = False)
 
 
 def draw_shape(
-    label: int, rng: np.random.Generator, size: int = 64, varied: bool = False, sketched: bool = False
+    label: int,
+    rng: np.random.Generator,
+    size: int = 64,
+    varied: bool = False,
+    sketched: bool = False,
+    photographed: bool = False,
 ) -> Image.Image:
     """Draw one synthetic shape.
 
@@ -334,6 +340,9 @@ def draw_shape(
         sketched: as ``varied``, and half the images drawn by hand instead (:func:`cnn_explorer.shape_styles.sketch`:
             strokes centred on the edge with round joins, wobbly, in dark ink on white paper or one colour on
             another, or coloured in; a circle is always coloured in).
+        photographed: and 40 % of the images, drawn or sketched, then photographed
+            (:func:`cnn_explorer.shape_styles.photograph`: a filled shape casts a soft shadow, light falls off around
+            a lamp, blur, sensor noise, JPEG).
 
     Returns:
         An RGB image of ``size`` × ``size``.
@@ -343,8 +352,14 @@ def draw_shape(
     """
     if sketched and 0 <= label < len(SHAPE_CLASSES) and size >= _MIN_SIZE and rng.random() < _SKETCH_PROBABILITY:
         outline = _OUTLINES[SHAPE_CLASSES[label]]
-        return shape_styles.sketch(outline.fills, outline.holes, rng, size, filled=SHAPE_CLASSES[label] == "circle")
-    return _draw(label, rng, size, varied or sketched).image
+        image = shape_styles.sketch(outline.fills, outline.holes, rng, size, filled=SHAPE_CLASSES[label] == "circle")
+        shape = None
+    else:
+        drawing = _draw(label, rng, size, varied or sketched or photographed)
+        image, shape = drawing.image, (drawing.alpha if drawing.stroke == 0 else None)
+    if photographed and rng.random() < _PHOTO_PROBABILITY:
+        return shape_styles.photograph(image, rng, shape)
+    return image
 
 
 class SyntheticShapes(Dataset):
@@ -365,6 +380,7 @@ class SyntheticShapes(Dataset):
         transform: Callable[[Image.Image], Any] | None = None,
         varied: bool = False,
         sketched: bool = False,
+        photographed: bool = False,
     ) -> None:
         """Describe the dataset; images are drawn when indexed, not here.
 
@@ -375,6 +391,7 @@ class SyntheticShapes(Dataset):
             transform: applied to each image (e.g. to make a tensor); None returns the PIL image.
             varied: draw them many ways (see :func:`draw_shape`).
             sketched: and half of them by hand (see :func:`draw_shape`).
+            photographed: and some of them photographed (see :func:`draw_shape`).
 
         Raises:
             ValueError: ``n`` or ``seed`` is negative, or ``size`` is too small.
@@ -386,7 +403,7 @@ class SyntheticShapes(Dataset):
         if size < _MIN_SIZE:
             raise ValueError(f"Image size {size} is too small to draw a recognisable shape: use at least {_MIN_SIZE}.")
         self.n, self.seed, self.size, self.transform, self.varied = n, seed, size, transform, varied
-        self.sketched = sketched
+        self.sketched, self.photographed = sketched, photographed
         self.classes = list(SHAPE_CLASSES)
 
     def __len__(self) -> int:
@@ -396,5 +413,6 @@ class SyntheticShapes(Dataset):
         if not 0 <= index < self.n:
             raise IndexError(f"Index {index} is out of range for {self.n} items.")
         label = index % len(SHAPE_CLASSES)
-        image = draw_shape(label, np.random.default_rng([self.seed, index]), self.size, self.varied, self.sketched)
+        rng = np.random.default_rng([self.seed, index])
+        image = draw_shape(label, rng, self.size, self.varied, self.sketched, self.photographed)
         return (self.transform(image) if self.transform else image), label

@@ -48,10 +48,13 @@ class _Shapes(_Images):
         fresh: bool = True,
         varied: bool = False,
         sketched: bool = False,
+        photographed: bool = False,
     ) -> None:
         self.n, self.seed, self.size, self.epoch, self.fresh_per_epoch = n, seed, size, epoch, fresh
-        self.varied, self.sketched = varied, sketched
-        self._shapes = SyntheticShapes(n, seed + epoch, size, varied=varied, sketched=sketched)
+        self.varied, self.sketched, self.photographed = varied, sketched, photographed
+        self._shapes = SyntheticShapes(
+            n, seed + epoch, size, varied=varied, sketched=sketched, photographed=photographed
+        )
 
     def __len__(self) -> int:
         return self.n
@@ -62,7 +65,8 @@ class _Shapes(_Images):
     def for_epoch(self, epoch: int) -> _Images:
         if not self.fresh_per_epoch:
             return self
-        return _Shapes(self.n, self.seed, self.size, epoch, varied=self.varied, sketched=self.sketched)
+        styles = {"varied": self.varied, "sketched": self.sketched, "photographed": self.photographed}
+        return _Shapes(self.n, self.seed, self.size, epoch, **styles)
 
 
 class _MixedDigits(_Images):

@@ -402,8 +402,11 @@ def _unit_index(at: AppTest, reference: Reference) -> tuple[int, ...]:
 
 
 def _strongest(values) -> tuple[int, ...]:
-    """Where a tensor is largest, found independently of the page: the first position holding its maximum."""
+    """Where a tensor is largest, found independently of the page: the first position holding its maximum, or the
+    middle of a map that holds one value everywhere (a channel silent on this image)."""
     peak = values.max()
+    if bool((values == peak).all()):
+        return tuple(side // 2 for side in values.shape)
     return tuple(int(i) for i in (values == peak).nonzero()[0])
 
 
