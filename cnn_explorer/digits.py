@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
-from scipy import ndimage
 from torch import nn
 
 __all__ = [
@@ -55,6 +54,8 @@ def thickness(ink: np.ndarray, steps: int) -> np.ndarray:
     dilation or erosion with a 3×3 square, repeated (uint8 or float, ink bright)."""
     if steps == 0:
         return ink.copy()
+    from scipy import ndimage  # here, not at the top: a quarter of a second of the app's cold start, for training
+
     operation = ndimage.grey_dilation if steps > 0 else ndimage.grey_erosion
     out = ink
     for _ in range(abs(steps)):
@@ -66,6 +67,8 @@ def elastic(ink: np.ndarray, alpha: float, sigma: float, rng: np.random.Generato
     """Elastic distortion (Simard et al. 2003, https://doi.org/10.1109/ICDAR.2003.1227801): every pixel moves by a
     random displacement field smoothed with a Gaussian of ``sigma`` pixels and scaled so its largest move is about
     ``alpha`` pixels. Bilinear, zeros outside; float32 out."""
+    from scipy import ndimage
+
     h, w = ink.shape
     fields = []
     for _ in range(2):
