@@ -100,12 +100,10 @@ def _digits_heldout(transform: Callable) -> Dataset:
 
 
 DEFAULTS: dict[str, Default] = {
-    # CNN Explainer's TinyVGG, 16 maps wide, on shapes half drawn many ways and half sketched by hand, 40 % of them
-    # then photographed (preset tinyvgg16-photographed-shapes). The 10-map TinyVGG on the plain shapes (preset
-    # tinyvgg-shapes, still the Train page's) called 22 % of pen sketches and 24 % of outlines right and a drawn disc a
-    # heart; its detector flagged every drawing on the canvas. Without the photographs, 87 % of photographed cut-outs
-    # were right (a shadow read as a straight edge). The model's features put photos among its scribbled shapes, so
-    # its detector also checks clutter, which reads the pixels, not the features (README, "Shapes drawn by other
+    # CNN Explainer's TinyVGG, 16 maps wide, on shapes drawn many ways, sketched and photographed (preset
+    # tinyvgg16-photographed-shapes). The 10-map TinyVGG on plain shapes (preset tinyvgg-shapes) got 22 % of pen
+    # sketches right; without photographs 87 % of photographed cut-outs were (a shadow read as a straight edge). Its
+    # features put photos among its scribbles, so its detector also checks clutter (README, "Shapes drawn by other
     # programs").
     "tinyvgg-shapes": Default(
         name="tinyvgg-shapes",
@@ -294,22 +292,7 @@ def _write(
         f"{data_kind.title}, {spec.data.size}×{spec.data.size}: "
         + (
             f"{spec.data.count:,} images drawn once (seed {data._SHAPES_TRAIN_SEED_OFFSET + settings.seed}"
-            + (
-                "; half drawn many ways (filled or outlined, 8–30 px, in even or uneven light) and half sketched by "
-                "hand (strokes centred on the edge with round joins, wobbly, dark ink on white paper or colour on "
-                "colour, or coloured in)"
-                + (
-                    "; 40 % of all of them then photographed (a cut-out's soft shadow, lamp light, blur, sensor noise, "
-                    "JPEG), `draw_shape(sketched=True, photographed=True)`"
-                    if spec.data.photographed
-                    else ", `draw_shape(sketched=True)`"
-                )
-                if spec.data.sketched
-                else "; drawn many ways: filled or outlined, 8–30 px, in even or uneven light, "
-                "`draw_shape(varied=True)`"
-                if spec.data.varied
-                else ""
-            )
+            + spec.data.shape_styles_text()
             + "), "
             + f"{max(1, round(spec.data.count * spec.data.val_split)):,} validation images. "
             if spec.data.kind == "shapes"
@@ -411,8 +394,8 @@ def calibrate_ood(name: str, out_dir: Path = ASSETS_MODELS, log: Callable[[str],
     if default.clutter_check:
         drawings = calibration
         if spec.data.photographed:
-            # The same images before the camera: its noise, shadows and lamp are clutter too, and calibrated on them
-            # the threshold rose above every photo (a photographed shape's p90 0.32, the sample photos' 0.35–0.65).
+            # The same images before the camera, whose noise and shadows are clutter too: calibrated on photographed
+            # shapes (p90 0.32) the threshold rose above every photo (0.35–0.65).
             drawn = data.prepare(replace(spec.data, photographed=False), spec.settings.seed)
             data.load_all([drawn.val], processes=os.cpu_count() or 1)
             drawings = drawn.val

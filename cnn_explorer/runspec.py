@@ -68,6 +68,22 @@ class DataSpec:
     sketched: bool = False
     photographed: bool = False
 
+    def shape_styles_text(self) -> str:
+        """How ``"shapes"`` are drawn, for a model card: "; half drawn many ways …" (empty for plain shapes)."""
+        varied = "drawn many ways (filled or outlined, 8–30 px, in even or uneven light)"
+        if not self.sketched:
+            return f"; {varied}, `draw_shape(varied=True)`" if self.varied else ""
+        text = (
+            f"; half {varied} and half sketched by hand (strokes centred on the edge with round joins, wobbly, dark "
+            "ink on white paper or colour on colour, or coloured in)"
+        )
+        if self.photographed:
+            return text + (
+                "; 40 % of all of them then photographed (a cut-out's soft shadow, lamp light, blur, sensor noise, "
+                "JPEG), `draw_shape(sketched=True, photographed=True)`"
+            )
+        return text + ", `draw_shape(sketched=True)`"
+
 
 @dataclass(frozen=True)
 class LayerSpec:
