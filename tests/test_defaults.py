@@ -194,3 +194,11 @@ def test_the_train_pages_tinyvgg_preset_stays_cnn_explainers_on_plain_shapes():
         in (ASSETS_MODELS / "tinyvgg-shapes.md").read_text()
     )
     assert (ASSETS_MODELS / "tinyvgg-shapes.pt").stat().st_size <= 2**20
+
+
+def test_the_shapes_card_says_how_its_training_shapes_are_drawn():
+    spec = preset(defaults.DEFAULTS["tinyvgg-shapes"].preset_name)
+    card = (ASSETS_MODELS / "tinyvgg-shapes.md").read_text()
+    assert spec.data.shape_styles_text() in card and "40 % of all of them then photographed" in card
+    assert "`draw_shape(sketched=True)`" in preset("tinyvgg16-sketched-shapes").data.shape_styles_text()
+    assert preset("tinyvgg-shapes").data.shape_styles_text() == ""  # CNN Explainer's plain shapes
