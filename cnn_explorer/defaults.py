@@ -585,6 +585,7 @@ _RENDERER_SAMPLES = (
     ("flat", "circle", "a flat fill"),
     ("outline", "triangle", "an outline"),
     ("photo", "heart", "a photographed paper cutout"),
+    ("chalk", "star", "chalk on a blackboard"),
 )
 _RENDERER_SAMPLE_SEED = 2
 _RENDERER_SAMPLE_SIZE = 128
