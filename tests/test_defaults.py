@@ -202,3 +202,14 @@ def test_the_shapes_card_says_how_its_training_shapes_are_drawn():
     assert spec.data.shape_styles_text() in card and "40 % of all of them then photographed" in card
     assert "`draw_shape(sketched=True)`" in preset("tinyvgg16-sketched-shapes").data.shape_styles_text()
     assert preset("tinyvgg-shapes").data.shape_styles_text() == ""  # CNN Explainer's plain shapes
+
+
+def test_the_shapes_detector_flags_half_a_percent_of_its_validation_images_and_its_card_says_so():
+    # Its clutter check catches photos and digits; its features are held to fewer false alarms on drawings.
+    detector = ood.load(ASSETS_MODELS / "tinyvgg-shapes.ood.pt")
+    assert defaults.DEFAULTS["tinyvgg-shapes"].false_alarm_rate == detector.false_alarm_rate == 0.005
+    assert defaults.DEFAULTS["lenet5-digits"].false_alarm_rate == 0.02
+    assert "set so that 0.5% of the preset's 2,000 validation images are flagged" in (
+        ASSETS_MODELS / "tinyvgg-shapes.md"
+    ).read_text()
+    assert [defaults._percent(r) for r in (0.02, 0.005, 0.125)] == ["2%", "0.5%", "12.5%"]

@@ -209,17 +209,16 @@ def test_the_shapes_model_says_a_photo_is_unlike_its_drawn_shapes(shapes_model, 
 
 
 def test_the_shapes_model_passes_its_shape_samples_drawn_every_way(shapes_model):
-    # The generator's own ten, and the independent renderers' flat fill, outline, pen sketch and photographed cutout:
-    # the model shipped before issue 15 flagged the pen-drawn star (it knew only filled shapes); this one, trained on
-    # shapes drawn many ways and sketched, passes it.
+    # The generator's own ten, and the independent renderers' flat fill, outline, pen sketch, photographed cutout and
+    # chalk: the model shipped before issue 15 flagged the pen-drawn star (it knew only filled shapes), the sketched
+    # one the pen-drawn arrow (its features at a 2 % false-alarm rate); this one passes every one.
     keys = samples_for("tinyvgg-shapes", made_for_it=True)
     assert len([key for key in keys if key.startswith("shape-")]) == 10
-    assert {"pen-star", "pen-arrow", "outline-triangle", "photo-heart", "flat-circle"} <= set(keys)
+    assert {"pen-star", "pen-arrow", "outline-triangle", "photo-heart", "flat-circle", "chalk-star"} <= set(keys)
     flagged = {
         key for key in keys if ood.verdict(shapes_model, shapes_model.preprocess(load_sample(key))).out_of_distribution
     }
-    # The pen-drawn arrow is one of the 17 % of pen sketches whose features sit far from every class (its card).
-    assert flagged == {"pen-arrow"}
+    assert flagged == set()
 
 
 def test_the_shipped_shapes_detector_flags_the_photos_and_few_independently_drawn_shapes(shapes_model):
