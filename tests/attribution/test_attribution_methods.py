@@ -1,5 +1,7 @@
 """attribution.methods: exact values against autograd, captum and TorchCAM called directly, and the paper formulas."""
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -31,13 +33,19 @@ def test_saliency_is_the_absolute_input_gradient(tinyvgg, shape_input):
 
 
 def test_integrated_gradients_are_complete(tinyvgg, shape_input):
-    result = explain(tinyvgg, shape_input, "integrated_gradients", steps=200)
+    # Completeness: the attributions sum to f(x) - f(baseline), up to the integral's discretization. Through many
+    # ReLU kinks that converges slowly (captum in float64 on the shipped model: 14 % off at 50 steps, 6 % at 200,
+    # 4 % at 300, 0.03 % at 3,000), so the check is the page's largest setting against captum itself and the gap.
+    result = explain(tinyvgg, shape_input, "integrated_gradients", steps=300)
+    module = copy.deepcopy(tinyvgg.module).double().eval()
+    reference = IntegratedGradients(module).attribute(shape_input.double(), target=result.target, n_steps=300)
     with torch.no_grad():
         gap = (
             tinyvgg.module(shape_input)[0, result.target]
             - tinyvgg.module(torch.zeros_like(shape_input))[0, result.target]
         )
-    assert float(result.attribution.sum()) == pytest.approx(float(gap), rel=0.02)
+    assert float(result.attribution.sum()) == pytest.approx(float(reference.sum()), rel=1e-4)
+    assert float(result.attribution.sum()) == pytest.approx(float(gap), rel=0.05)
     assert float(result.heatmap.sum()) == pytest.approx(float(result.attribution.sum()), rel=1e-4)
 
 
