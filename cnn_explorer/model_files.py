@@ -108,10 +108,6 @@ def _parameter_count(module: nn.Module) -> int:
 # ── architectures a state_dict can be loaded into ───────────────────────────────────────────────────────────────
 
 
-def _torchvision_names() -> tuple[str, ...]:
-    return CLASSIFIERS
-
-
 def _ours_args(name: str, state: Mapping[str, Tensor], input_size: tuple[int, int, int] | None) -> dict[str, Any]:
     """Constructor arguments of our architectures, read from the weights where they show (channels, sizes)."""
     args: dict[str, Any] = {}
@@ -138,7 +134,7 @@ def _ours_input_size(name: str, args: dict[str, Any]) -> tuple[int, int, int]:
     return (args.get("in_channels", 3 if name == "TinyVGG" else 1), side, side)
 
 
-ARCHITECTURE_NAMES: tuple[str, ...] = (*ARCHITECTURES, *_torchvision_names())
+ARCHITECTURE_NAMES: tuple[str, ...] = (*ARCHITECTURES, *CLASSIFIERS)
 """Architectures a state_dict can be added for: ours first, then torchvision's classification models."""
 
 
@@ -374,7 +370,7 @@ def _check_forward(module: nn.Module, size: tuple[int, int, int], num_classes: i
 
 def _class_names(names: Sequence[str] | None, outputs: int, architecture: str) -> tuple[str, ...]:
     if names is None:
-        if architecture in _torchvision_names():
+        if architecture in CLASSIFIERS:
             categories = _torchvision_defaults(architecture)[1]
             if len(categories) == outputs:
                 return categories
@@ -405,7 +401,7 @@ def _preprocess(
             raise ModelFileError("Standardize each image, or give a mean and std: not both.")
         return Preprocess(resize=side, crop=side, grayscale=channels == 1, per_image_standardization=True)
     resize = side
-    if architecture in _torchvision_names():
+    if architecture in CLASSIFIERS:
         default, _ = _torchvision_defaults(architecture)
         resize = round(side * default.resize / default.crop)  # torchvision's ratio (256 for 224)
         if mean is None and std is None and channels == 3:

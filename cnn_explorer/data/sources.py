@@ -46,15 +46,12 @@ class _Shapes(_Images):
         size: int,
         epoch: int = 0,
         fresh: bool = True,
-        varied: bool = False,
-        sketched: bool = False,
-        photographed: bool = False,
+        **styles: bool,
     ) -> None:
+        """``styles``: :class:`SyntheticShapes`'s ``varied``, ``sketched`` and ``photographed``."""
         self.n, self.seed, self.size, self.epoch, self.fresh_per_epoch = n, seed, size, epoch, fresh
-        self.varied, self.sketched, self.photographed = varied, sketched, photographed
-        self._shapes = SyntheticShapes(
-            n, seed + epoch, size, varied=varied, sketched=sketched, photographed=photographed
-        )
+        self.styles = styles
+        self._shapes = SyntheticShapes(n, seed + epoch, size, **styles)
 
     def __len__(self) -> int:
         return self.n
@@ -65,8 +62,7 @@ class _Shapes(_Images):
     def for_epoch(self, epoch: int) -> _Images:
         if not self.fresh_per_epoch:
             return self
-        styles = {"varied": self.varied, "sketched": self.sketched, "photographed": self.photographed}
-        return _Shapes(self.n, self.seed, self.size, epoch, **styles)
+        return _Shapes(self.n, self.seed, self.size, epoch, **self.styles)
 
 
 class _MixedDigits(_Images):
