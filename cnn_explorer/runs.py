@@ -199,11 +199,30 @@ def _connect(create: bool = True) -> Iterator[sqlite3.Connection | None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     connection = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
     try:
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute(_SCHEMA)
+        _prepare(connection)
         yield connection
     finally:
         connection.close()
+
+
+def _prepare(connection: sqlite3.Connection) -> None:
+    """WAL mode and the table, retried while another connection holds the file.
+
+    SQLite answers "database is locked" at once, without waiting out the busy timeout, when a connection switches
+    the journal mode while another is creating the file or recovering its WAL (seen: 1 in 40 races of a fresh index
+    between threads and a process). Both statements are idempotent, so trying again is safe.
+    """
+    deadline = time.monotonic() + _BUSY_TIMEOUT_S
+    while True:
+        try:
+            if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute(_SCHEMA)
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 @contextmanager

@@ -147,6 +147,42 @@ def test_concurrent_writers_in_threads_and_another_process_get_distinct_runs():
     assert all((r.folder / "spec.json").exists() for r in listed)
 
 
+class _LockedAtFirst:
+    """A connection whose first statements find the file locked, as SQLite answers mid-recovery without waiting."""
+
+    def __init__(self, connection, failures: int):
+        self.connection, self.failures, self.statements = connection, failures, []
+
+    def execute(self, sql: str, *args):
+        self.statements.append(sql)
+        if self.failures:
+            self.failures -= 1
+            raise runs.sqlite3.OperationalError("database is locked")
+        return self.connection.execute(sql, *args)
+
+
+def test_preparing_the_index_tries_again_while_another_connection_holds_it(home):
+    home.mkdir()
+    connection = runs.sqlite3.connect(home / "index.sqlite", isolation_level=None)
+    locked = _LockedAtFirst(connection, failures=3)
+    runs._prepare(locked)
+    assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert connection.execute("SELECT count(*) FROM runs").fetchone()[0] == 0
+    assert len(locked.statements) > 3
+
+
+def test_preparing_the_index_gives_up_on_other_errors(home):
+    class Broken(_LockedAtFirst):
+        def execute(self, sql: str, *args):
+            self.statements.append(sql)
+            raise runs.sqlite3.OperationalError("disk I/O error")
+
+    broken = Broken(None, failures=0)
+    with pytest.raises(runs.sqlite3.OperationalError, match="disk I/O"):
+        runs._prepare(broken)
+    assert len(broken.statements) == 1
+
+
 def test_a_fresh_process_finds_the_run():
     run = runs.create_run(_spec("survivor"))
     runs.set_status(run.id, "running", pid=99)
