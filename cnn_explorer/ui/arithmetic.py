@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Callable, Sequence
 
@@ -22,6 +23,7 @@ _FULL_CHANNELS = 4  # input channels whose patch, kernel and products are shown 
 _LONG_TABLE_ROWS = 64  # rows of a dense layer's contributions and of the softmax table
 _AGREEMENT = 1e-5  # recomputed and captured values must agree this closely (relative, or absolute near zero)
 _SELECTED = f"background-color: {HIGHLIGHT_HEX}; color: white"
+_CAPTION = "font-size:0.875rem;color:rgba(49,51,63,0.6);margin-bottom:0.25rem"  # as st.caption draws its text
 
 
 def unit_arithmetic_view(
@@ -99,15 +101,18 @@ def _conv_view(unit: UnitArithmetic, picture: Image.Image) -> None:
         + "."
     )
     for i, tab in zip(shown, st.tabs([f"channel {channels[i]} · Σ {sums[i]:.4g}" for i in shown]), strict=True):
-        with tab:
-            # Kernels wider than 5 get the products on a row of their own: three 7×7 tables do not fit side by side.
-            patch, kernel, products = st.columns(3) if kw <= 5 else (*st.columns(2), st.container())
-            patch.caption("input patch")
-            patch.html(grid_table(unit.patch[i], top, left, step))
-            kernel.caption("× kernel weights")
-            kernel.html(grid_table(unit.weights[i]))
-            products.caption(f"= products, summing to {sums[i]:.6g}")
-            products.html(grid_table(unit.products[i], top, left, step))
+        # One element a tab, not six: every element is redrawn on a step, and the page is stepped a hundred times.
+        tab.html(
+            _side_by_side(
+                [
+                    ("input patch", grid_table(unit.patch[i], top, left, step)),
+                    ("× kernel weights", grid_table(unit.weights[i])),
+                    (f"= products, summing to {sums[i]:.6g}", grid_table(unit.products[i], top, left, step)),
+                ],
+                # Kernels wider than 5 get the products on a row of their own: three 7×7 tables do not fit.
+                per_row=3 if kw <= 5 else 2,
+            )
+        )
     table, equation, where = st.columns([2, 2, 1.2])
     per_channel = pd.DataFrame({"input channel": channels, "Σ patch × kernel": sums})
     table.dataframe(
@@ -116,6 +121,16 @@ def _conv_view(unit: UnitArithmetic, picture: Image.Image) -> None:
     equation.markdown(_sum_lines(f"Σ over {len(channels)} channel(s)", unit))
     with where:
         _window_picture(unit, picture)
+
+
+def _side_by_side(tables: Sequence[tuple[str, str]], per_row: int) -> str:
+    """Captioned HTML tables in one block, ``per_row`` to a row (as ``st.columns`` would lay them out)."""
+    figures = "".join(
+        f"<figure style='margin:0;flex:1 1 calc({100 / per_row:.4f}% - 1rem);min-width:0'>"
+        f"<figcaption style='{_CAPTION}'>{html.escape(caption)}</figcaption>{table}</figure>"
+        for caption, table in tables
+    )
+    return f"<div style='display:flex;flex-wrap:wrap;gap:1rem'>{figures}</div>"
 
 
 def _sum_lines(what: str, unit: UnitArithmetic) -> str:
