@@ -114,10 +114,8 @@ def _conv_view(unit: UnitArithmetic, picture: Image.Image) -> None:
             )
         )
     table, equation, where = st.columns([2, 2, 1.2])
-    per_channel = pd.DataFrame({"input channel": channels, "Σ patch × kernel": sums})
-    table.dataframe(
-        styled_table(per_channel, colour=["Σ patch × kernel"]), hide_index=True, height=min(300, 38 + 35 * len(sums))
-    )
+    per_channel = grid_table(sums[:, None], labels=("input channel", channels, ["Σ patch × kernel"]))
+    table.html(f"<div style='max-height:300px;overflow-y:auto'>{per_channel}</div>")  # a ResNet's 64 channels scroll
     equation.markdown(_sum_lines(f"Σ over {len(channels)} channel(s)", unit))
     with where:
         _window_picture(unit, picture)

@@ -491,10 +491,12 @@ def grid_table(
     cmap: str = "RdBu_r",
     value_range: tuple[float, float] | None = None,
     mark: tuple[int, int] | None = None,
+    labels: tuple[str, Sequence[object], Sequence[object]] | None = None,
 ) -> str:
     """A small 2-D array (a window, a kernel, a 16×16 map) as a compact coloured HTML table for ``st.html``.
 
-    Row and column headers are positions in the layer's input: ``top + i · step``, ``left + j · step``.
+    Row and column headers are positions in the layer's input: ``top + i · step``, ``left + j · step``, unless
+    ``labels`` names them.
 
     Args:
         values: ``[h, w]``.
@@ -504,6 +506,7 @@ def grid_table(
         cmap: Matplotlib colour map of the cell backgrounds.
         value_range: ``(vmin, vmax)`` of the colours; None: symmetric about zero.
         mark: ``(i, j)`` of a cell to frame in the highlight colour (the maximum of a max-pooling window).
+        labels: ``(corner, row headers, column headers)`` instead of positions (a table of per-channel sums).
     """
     array = values.detach().double().numpy() if isinstance(values, Tensor) else np.asarray(values, np.float64)
     array = array + 0.0  # −0.0 (a zero input times a negative weight) prints as 0.00, not −0.00
@@ -512,11 +515,16 @@ def grid_table(
     rgba = matplotlib.colormaps[cmap](np.nan_to_num(scaled, nan=0.5, posinf=1.0, neginf=0.0))
     cell = "padding:2px 5px;text-align:right;border:1px solid #e2e8f0"
     head = f"{cell};background:#f8fafc;color:#64748b;font-weight:400"
-    rows = ["<tr><th style='" + head + "'></th>"]
-    rows += [f"<th style='{head}'>{left + j * step[1]}</th>" for j in range(array.shape[1])]
+    corner, row_names, column_names = labels or (
+        "",
+        [top + i * step[0] for i in range(array.shape[0])],
+        [left + j * step[1] for j in range(array.shape[1])],
+    )
+    rows = [f"<tr><th style='{head}'>{html.escape(corner)}</th>"]
+    rows += [f"<th style='{head}'>{html.escape(str(name))}</th>" for name in column_names]
     rows.append("</tr>")
     for i, line in enumerate(array):
-        rows.append(f"<tr><th style='{head}'>{top + i * step[0]}</th>")
+        rows.append(f"<tr><th style='{head}'>{html.escape(str(row_names[i]))}</th>")
         for j, value in enumerate(line):
             r, g, b, _ = rgba[i, j]
             ink = "#0f172a" if 0.299 * r + 0.587 * g + 0.114 * b > 0.55 else "white"

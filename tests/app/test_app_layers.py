@@ -6,6 +6,7 @@ library alone, for the same model, image and unit as the page's widgets say.
 """
 
 import json
+import re
 
 import pyarrow as pa
 import pytest
@@ -372,6 +373,13 @@ def test_the_arithmetic_of_a_resnet_conv_unit_picked_on_the_grid(cached_hub, app
     tables = sum(str(element.proto.body).count("<table") for element in app.html)
     assert tables >= 3 * 4, "patch, kernel and products of the four input channels that contribute most"
     assert any(f"Σ over 64 channel(s) = {unit.total:.6g}" in str(markdown.value) for markdown in app.markdown)
+    # Every input channel's sum, in its row: the table's cells read back against explain_unit's sums.
+    sums = next(str(element.proto.body) for element in app.html if "Σ patch × kernel" in str(element.proto.body))
+    headers = re.findall(r"<tr><th[^>]*>(\d+)</th>", sums)
+    cells = [float(value) for value in re.findall(r"<td[^>]*>([-\d.]+)</td>", sums)]
+    assert [int(h) for h in headers] == list(range(64))
+    decimals = len(re.search(r"<td[^>]*>-?\d+\.(\d+)</td>", sums).group(1))
+    assert cells == pytest.approx(unit.channel_sums.double().tolist(), abs=0.51 * 10**-decimals)
 
 
 def test_mobilenet_from_the_hub_cache_renders_its_first_layers(cached_hub, app: AppTest) -> None:
