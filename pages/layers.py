@@ -44,6 +44,7 @@ def layer_view(model, digest, x, layers, capture, picture) -> None:
             ui.filters_and_statistics(module, name, capture.outputs[name], shown_for=(model.name, digest))
 
     ui.layer_downloads(model.name, name, shown)
+    ui.prepare_next_layer(layers, name, capture, shown.channel)
 
 
 layer_view(model, digest, x, layers, capture, picture)

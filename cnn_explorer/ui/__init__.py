@@ -61,6 +61,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "layer_overview",
         "layer_stepper",
         "network_picture",
+        "prepare_next_layer",
         "receptive_field_view",
         "stack_strip",
         "strongest_unit",

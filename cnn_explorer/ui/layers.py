@@ -626,6 +626,27 @@ def _maps_view(model: LoadedModel, name: str, output: Tensor, capture: LayerCapt
     return ShownOutput(channel, (channel,), grid, selected, pictures.grid_png)
 
 
+def prepare_next_layer(layers: Sequence[LayerInfo], name: str, capture: LayerCapture, channel: int) -> None:
+    """Draw the next layer's grid, chosen map and colour bar into the cache, as the page would show them.
+
+    Called last on the page: the browser is drawing this layer meanwhile, and a click on Next (the click a lecture
+    makes a hundred times) then finds its pictures drawn. A channel the person chose stays on the next layer, as
+    :func:`layer_output_view` keeps it.
+    """
+    names = [info.name for info in layers]
+    following = names[names.index(name) + 1 :]
+    if not following or following[0] not in capture.outputs or capture.outputs[following[0]].dim() != 4:
+        return
+    output = capture.outputs[following[0]][0]
+    channel = min(channel, output.shape[0] - 1)
+    scope = st.session_state.get("layer_scope") or "layer"
+    pictures = cached_maps_pictures(
+        capture.source, following[0], scope, channel, _grid_cell(output.shape[0]), output, capture
+    )
+    low, high = pictures.grid.ranges[channel]
+    cached_colourbar_png(low, high, pictures.grid.cmap, f"{render.SCALES[scope].label} range")
+
+
 def receptive_field_view(
     model: LoadedModel,
     layers: Sequence[LayerInfo],

@@ -575,21 +575,32 @@ def test_filters_and_statistics_are_drawn_only_when_opened(app: AppTest, monkeyp
 
 def test_a_layer_channel_or_scale_seen_before_is_not_drawn_again(app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
     """The grid, its chart and the chosen map are cached by what they show: going back draws and encodes nothing,
-    and what the page shows is the same."""
-    drawn: list[tuple[int, str]] = []
+    and what the page shows is the same. Each run also draws the next layer as it would be shown (the page prepares
+    it), so the draws are counted per layer."""
+    drawn: list[tuple[float, int, str]] = []
     original = render.feature_grid
 
     def counted(maps, scope="layer", *args, **kwargs):
-        drawn.append((kwargs.get("highlight"), scope))
+        drawn.append((float(maps.sum()), kwargs.get("highlight"), scope))
         return original(maps, scope, *args, **kwargs)
 
     monkeypatch.setattr(render, "feature_grid", counted)
+    from cnn_explorer.ui.layers import cached_maps_pictures
+
+    cached_maps_pictures.clear()
     _open_layers(app)
+    reference = Reference(app)
+    names = [info.name for info in reference.layers]
+
+    def drawn_for(layer: int) -> list[tuple[int, str]]:
+        total = float(reference.outputs[names[layer]][0].sum())
+        return [(channel, scope) for value, channel, scope in drawn if value == pytest.approx(total, rel=1e-6)]
+
     first = (_grid_chart(app).proto.spec, _grid_tiles(app))
     scales = list(render.SCALES)
     app.number_input(key="layer_channel").set_value(1).run()
     app.segmented_control(key="layer_scope").set_value(scales[0]).run()
-    assert drawn == [(0, "layer"), (1, "layer"), (1, scales[0])]
+    assert drawn_for(0) == [(0, "layer"), (1, "layer"), (1, scales[0])]
 
     app.segmented_control(key="layer_scope").set_value("layer").run()
     app.number_input(key="layer_channel").set_value(0).run()
@@ -597,7 +608,9 @@ def test_a_layer_channel_or_scale_seen_before_is_not_drawn_again(app: AppTest, m
     app.button(key="layer_step_previous").click().run()
 
     _assert_clean(app)
-    assert drawn == [(0, "layer"), (1, "layer"), (1, scales[0]), (0, "layer")], "only the new layer was drawn"
+    assert drawn_for(0) == [(0, "layer"), (1, "layer"), (1, scales[0])], "nothing of the first layer drawn again"
+    assert drawn_for(1) == [(0, "layer"), (1, "layer"), (1, scales[0])], "the second, each once, before it was shown"
+    assert drawn_for(2) == [(0, "layer")], "the third, prepared while the second was shown"
     assert (_grid_chart(app).proto.spec, _grid_tiles(app)) == first
 
 
@@ -620,3 +633,27 @@ def test_a_vector_layer_seen_before_is_not_drawn_again(app: AppTest, monkeypatch
     _assert_clean(app)
     assert drawn and drawn[-1] == last and len(drawn) == len(set(drawn)), "each vector layer drawn once"
     assert app.image, "the bars are shown"
+
+
+def test_the_next_layer_is_drawn_before_next_is_clicked(app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cnn_explorer.ui.layers import cached_maps_pictures
+
+    drawn = []  # the sums of the maps drawn into a grid: which layer each grid was drawn for
+    feature_grid = render.feature_grid
+    monkeypatch.setattr(
+        render,
+        "feature_grid",
+        lambda output, *a, **k: drawn.append(float(output.sum())) or feature_grid(output, *a, **k),
+    )
+    cached_maps_pictures.clear()
+    _open_layers(app)
+    reference = Reference(app)
+    names = [info.name for info in reference.layers]
+    sums = {name: float(reference.outputs[name][0].sum()) for name in names[:3]}
+    assert drawn == pytest.approx([sums[names[0]], sums[names[1]]], rel=1e-6), "this layer, then the next"
+
+    drawn.clear()
+    app.button(key="layer_step_next").click().run()
+    _assert_clean(app)
+    assert _current_layer(app) == names[1]
+    assert drawn == pytest.approx([sums[names[2]]], rel=1e-6), "the shown layer came from the cache"
