@@ -19,21 +19,29 @@ st.caption(
 )
 ui.ood_warning(model, x, digest)
 
-choice = ui.explain_controls(model, prediction, digest)
-ui.explanation_grid(model, x, digest, choice, picture)
 
-if default_layer:
-    st.subheader("Grad-CAM, step by step")
-    with st.expander(
-        f"How Grad-CAM computed its map for {model.class_names[choice.target]} at {choice.layer}", expanded=False
-    ):
-        ui.gradcam_walkthrough(model, x, choice.target, choice.layer, picture)
+@st.fragment
+def explanations(model, x, digest, prediction, picture, default_layer) -> None:
+    """The controls and everything they change. A click here reruns this part alone (not the sidebar, the title and
+    the checks above it)."""
+    choice = ui.explain_controls(model, prediction, digest)
+    ui.explanation_grid(model, x, digest, choice, picture)
 
-st.subheader("Can I trust these maps?")
-st.caption(
-    "A map can look convincing and still not describe the model. These checks test each chosen method on this image: "
-    "does removing what it highlights hurt the prediction, does it change when the model's weights are destroyed, "
-    "does it predict the effect of small changes, and is it stable."
-)
-if not ui.unavailable(model, "trust"):
-    ui.trust_panel(model, x, digest, choice.methods, choice.target, choice.layer, choice.params)
+    if default_layer:
+        st.subheader("Grad-CAM, step by step")
+        with st.expander(
+            f"How Grad-CAM computed its map for {model.class_names[choice.target]} at {choice.layer}", expanded=False
+        ):
+            ui.gradcam_walkthrough(model, x, choice.target, choice.layer, picture)
+
+    st.subheader("Can I trust these maps?")
+    st.caption(
+        "A map can look convincing and still not describe the model. These checks test each chosen method on this "
+        "image: does removing what it highlights hurt the prediction, does it change when the model's weights are "
+        "destroyed, does it predict the effect of small changes, and is it stable."
+    )
+    if not ui.unavailable(model, "trust"):
+        ui.trust_panel(model, x, digest, choice.methods, choice.target, choice.layer, choice.params)
+
+
+explanations(model, x, digest, prediction, picture, default_layer)

@@ -18,4 +18,4 @@ st.caption(
 )
 if model is None:
     ui.without_model_note()
-ui.playground_view(model, image, digest)
+st.fragment(ui.playground_view)(model, image, digest)  # a change here reruns the view alone, not the sidebar
