@@ -25,7 +25,7 @@ with seen:
 with ranked:
     k = min(5, len(model.class_names))
     st.markdown(f"#### Top {k} classes")
-    st.pyplot(render.top_k_figure(prediction, k=k), width="stretch")
+    st.html(render.top_k_bars(prediction, k=k))
 
 st.markdown("#### The input layer, channel by channel")
 channel_names = ["grey"] if x.shape[1] == 1 else ["red", "green", "blue"]
@@ -44,5 +44,6 @@ with st.expander("How the image becomes the input tensor"):
     st.markdown("\n".join(f"{i}. {step}" for i, step in enumerate(model.preprocess.steps(), 1)))
 with st.expander("Model card", expanded=False):
     st.markdown(model.card)
-with st.expander("Export a report", icon=":material/description:"):
-    ui.report_export(model, image, digest, ui.selection().image_label)
+with st.expander("Export a report", icon=":material/description:", key="report_open", on_change="rerun") as report:
+    if report.open:  # drawn only when opened: its layer table and CAM layers are a third of the first page's time
+        ui.report_export(model, image, digest, ui.selection().image_label)

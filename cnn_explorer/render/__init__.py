@@ -2,6 +2,7 @@
 
 One module per concern; this ``__init__`` only re-exports them, so ``render.feature_grid`` and friends keep working:
 
+- :mod:`~cnn_explorer.render.bars`: honest percentages and the top-k probabilities as HTML bars.
 - :mod:`~cnn_explorer.render.colour`: named colours, the colour scopes of :data:`SCALES`, values → colours.
 - :mod:`~cnn_explorer.render.grids`: many feature maps or kernels tiled into one image with numpy.
 - :mod:`~cnn_explorer.render.grid_chart`: a feature grid as a clickable Vega-Lite chart.
@@ -16,6 +17,12 @@ show the scale with its range. Many feature maps become one image tiled with num
 subplot per map.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from cnn_explorer.render.bars import TOP_K_COLOURS, percent, top_k_bars
 from cnn_explorer.render.colour import (
     DIVERGING_CMAPS,
     GAP_COLOUR,
@@ -28,14 +35,6 @@ from cnn_explorer.render.colour import (
     scale_range,
 )
 from cnn_explorer.render.explanations import HEAT_CMAPS, SIGNS, blank_map, heat_overlay
-from cnn_explorer.render.figures import (
-    colourbar_figure,
-    curves_figure,
-    histogram_figure,
-    percent,
-    top_k_figure,
-    vector_figure,
-)
 from cnn_explorer.render.grid_chart import GRID_SELECTION, GRID_TILES_VIEW, grid_chart, grid_chart_spec, grid_tiles
 from cnn_explorer.render.grids import FeatureGrid, KernelGrid, KernelMode, TiledImage, feature_grid, kernel_grid
 from cnn_explorer.render.pictures import (
@@ -50,15 +49,22 @@ from cnn_explorer.render.pictures import (
     uint8_image,
     value_table,
 )
-from cnn_explorer.render.playground import (
-    PADDING_EDGE_COLOUR,
-    activation_figure,
-    conv_output_image,
-    gradient_flow_figure,
-    params_figure,
-    perturbation_image,
-    window_zoom,
-)
+
+# Imported on first use (PEP 562): matplotlib's figure machinery is about half a second, and the first page draws no
+# matplotlib figure (its top-k bars are HTML, render.bars).
+_LAZY: dict[str, tuple[str, ...]] = {
+    "figures": ("colourbar_figure", "curves_figure", "histogram_figure", "top_k_figure", "vector_figure"),
+    "playground": (
+        "PADDING_EDGE_COLOUR",
+        "activation_figure",
+        "conv_output_image",
+        "gradient_flow_figure",
+        "params_figure",
+        "perturbation_image",
+        "window_zoom",
+    ),
+}
+_MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
 
 __all__ = [
     "DIVERGING_CMAPS",
@@ -70,6 +76,7 @@ __all__ = [
     "PADDING_EDGE_COLOUR",
     "SCALES",
     "SIGNS",
+    "TOP_K_COLOURS",
     "ColourScale",
     "ColouredMap",
     "FeatureGrid",
@@ -103,9 +110,24 @@ __all__ = [
     "pixels_image",
     "scale_range",
     "to_png_bytes",
+    "top_k_bars",
     "top_k_figure",
     "uint8_image",
     "value_table",
     "vector_figure",
     "window_zoom",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``render.X`` for a name of a lazily imported module: imported now if this is its first use (and kept)."""
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -1,4 +1,5 @@
-"""Matplotlib figures of numbers: top-k probabilities, colour bars, 1-D layer outputs, histograms, curves.
+"""Matplotlib figures of numbers: top-k probabilities (the Predict page draws them as HTML, render.bars), colour
+bars, 1-D layer outputs, histograms, curves.
 
 Figures are ``matplotlib.figure.Figure`` objects built without pyplot (thread-safe, no global state).
 """
@@ -21,22 +22,9 @@ __all__ = [
     "colourbar_figure",
     "curves_figure",
     "histogram_figure",
-    "percent",
     "top_k_figure",
     "vector_figure",
 ]
-
-
-def percent(p: float) -> str:
-    """A probability or share as a percentage to one decimal, rounded honestly: never signed when zero (a rest
-    computed as ``1 - Σ`` may come out at -1e-9), ``"< 0.1%"`` for a share that is not zero but rounds to it, and
-    ``"> 99.9%"`` for one that is not 1 but rounds to 100 %."""
-    p = min(max(float(p), 0.0), 1.0)
-    if 0.0 < p < 0.0005:
-        return "< 0.1%"
-    if 0.9995 <= p < 1.0:
-        return "> 99.9%"
-    return f"{p:.1%}"
 
 
 def top_k_figure(prediction: Prediction, k: int = 5) -> Figure:

@@ -19,6 +19,21 @@ def _labels(at: AppTest) -> list[str]:
     return [button.label for button in at.download_button]
 
 
+@pytest.fixture
+def app(app: AppTest) -> AppTest:
+    """The Predict page with "Export a report" opened: its controls are drawn only then."""
+    app.session_state["report_open"] = True
+    return app.run()
+
+
+def test_the_closed_export_draws_nothing(app: AppTest) -> None:
+    app.session_state["report_open"] = False  # the person closes it again
+    app.run()
+    _assert_clean(app)
+    assert not [b for b in app.button if b.key == "report_build"]
+    assert not [m for m in app.multiselect if m.key.startswith("report_")]
+
+
 def _built(at: AppTest) -> ui_report._PreparedReport:
     """The report the page built: the only one in the shared store (the fixture starts with empty caches)."""
     entries = list(ui_report._reports()._entries.values())
