@@ -243,13 +243,25 @@ def browser_clicks(
         idle(page)
         grid = main.get_by_test_id("stDataFrame").first
 
-        def weight(value: str) -> None:
-            box = grid.bounding_box()
-            grid.click(position={"x": box["width"] / 6, "y": 35 + 1.5 * 35})
-            page.keyboard.type(value)
-            page.keyboard.press("Enter")
+        edited = []
 
-        run("Playground: a kernel weight", [lambda: weight("3"), lambda: weight("4")])
+        def weight(value: str) -> None:
+            """The middle row's left weight, typed as a person does: click the cell the first time; then Enter has
+            moved the selection down a row, and ArrowUp brings it back (a second click on the grid was not always
+            taken as a new selection)."""
+            if edited:
+                page.keyboard.press("ArrowUp")
+            else:
+                box = grid.bounding_box()
+                grid.click(position={"x": box["width"] / 6, "y": 35 + 1.5 * 35})
+            page.keyboard.type(value)  # opens the grid's editor with the value: Enter commits it, the timed key
+            page.locator("#portal").locator("input, textarea").first.wait_for()
+            page.keyboard.press("Enter")
+            edited.append(value)
+
+        # Its fragment's run can be shorter than a frame and never show "running": the output's numbers changing
+        # (3 and 4 give different ranges) tell that it ran.
+        run("Playground: a kernel weight", [lambda: weight("3"), lambda: weight("4")], "[data-testid='stMain']")
         run(
             "Playground: stride",
             [
