@@ -19,9 +19,7 @@ subplot per map.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from cnn_explorer.lazy import lazy_names
 from cnn_explorer.render.bars import TOP_K_COLOURS, percent, top_k_bars
 from cnn_explorer.render.colour import (
     DIVERGING_CMAPS,
@@ -64,8 +62,6 @@ _LAZY: dict[str, tuple[str, ...]] = {
         "window_zoom",
     ),
 }
-_MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
-
 __all__ = [
     "DIVERGING_CMAPS",
     "GAP_COLOUR",
@@ -118,16 +114,4 @@ __all__ = [
     "window_zoom",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    """``render.X`` for a name of a lazily imported module: imported now if this is its first use (and kept)."""
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())

@@ -13,8 +13,7 @@ them (about half a second of the app's cold start).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from cnn_explorer.lazy import lazy_names
 
 _MODULES: dict[str, tuple[str, ...]] = {
     "arithmetic": (
@@ -133,21 +132,6 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "transfer_form",
     ),
 }
-_MODULE_OF = {name: module for module, names in _MODULES.items() for name in names}
+__all__ = sorted(name for names in _MODULES.values() for name in names)
 
-__all__ = sorted(_MODULE_OF)
-
-
-def __getattr__(name: str) -> Any:
-    """``ui.X``: ``X`` from its module, imported now if this is its first use (and kept, so the next use is a plain
-    attribute)."""
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(__name__, _MODULES, globals())
