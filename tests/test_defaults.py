@@ -209,8 +209,10 @@ def test_the_shapes_detector_flags_half_a_percent_of_its_validation_images_and_i
     detector = ood.load(ASSETS_MODELS / "tinyvgg-shapes.ood.pt")
     assert defaults.DEFAULTS["tinyvgg-shapes"].false_alarm_rate == detector.false_alarm_rate == 0.005
     assert defaults.DEFAULTS["lenet5-digits"].false_alarm_rate == 0.02
+    data = preset(defaults.DEFAULTS["tinyvgg-shapes"].preset_name).data
+    validation = round(data.count * data.val_split)  # 3,000 of the preset's 30,000
     assert (
-        "set so that 0.5% of the preset's 2,000 validation images are flagged"
+        f"set so that 0.5% of the preset's {validation:,} validation images are flagged"
         in (ASSETS_MODELS / "tinyvgg-shapes.md").read_text()
     )
     assert [defaults._percent(r) for r in (0.02, 0.005, 0.125)] == ["2%", "0.5%", "12.5%"]
