@@ -6,6 +6,7 @@ import shutil
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from cnn_explorer import render
 from cnn_explorer.report import find_chromium
 from cnn_explorer.ui import report as ui_report
 
@@ -50,7 +51,8 @@ def test_export_offers_html_and_pdf_of_the_prediction(app: AppTest, expected) ->
     assert _labels(app) == ["Download HTML", "Download PDF"]
     prepared = _built(app)
     name, probability = expected.default_top()
-    assert f"<strong>{name}</strong>\nwith probability <strong>{probability:.1%}</strong>" in prepared.report.html
+    stated = f"<strong>{name}</strong>\nwith probability <strong>{render.percent(probability)}</strong>"
+    assert stated in prepared.report.html
     assert prepared.pdf.startswith(b"%PDF-")
     assert "Can these maps be trusted?" in prepared.report.html
 

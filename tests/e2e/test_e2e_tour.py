@@ -17,7 +17,7 @@ from test_e2e_own_model import _add_shipped_weights, _own_prediction
 from test_e2e_playground import _choose, _output_caption
 from test_e2e_train import _open_train, _refresh, _see_it_finish, _slide_down, _start
 
-from cnn_explorer import METHODS
+from cnn_explorer import METHODS, render
 from cnn_explorer.attribution import default_cam_layer
 from cnn_explorer.images import SAMPLES, load_image, sample_bytes, samples_for
 from cnn_explorer.layers import capture_layers, explain_unit, list_layers
@@ -249,7 +249,7 @@ def _report(page: Page, idle, tour, own_class: str, probability: float) -> None:
         main.get_by_role("button", name="Download HTML").click()
     assert html_download.value.suggested_filename.endswith(".html")
     html = Path(html_download.value.path()).read_text(encoding="utf-8")
-    assert f"<strong>{own_class}</strong>\nwith probability <strong>{probability:.1%}</strong>" in html
+    assert f"<strong>{own_class}</strong>\nwith probability <strong>{render.percent(probability)}</strong>" in html
     assert "my-tour-model" in html and "data:image/png;base64," in html  # the model, and images inside
     with page.expect_download() as pdf_download:
         main.get_by_role("button", name="Download PDF").click()
