@@ -92,7 +92,8 @@ class Default:
         return self.preset or self.name
 
 
-_RENDERER_IMAGES = 2000  # per renderer (±0.5 point; 500 left ±1, too coarse at the 95 % goal), cycling through its classes, seed _RENDERER_SEED
+# Per renderer, cycling through its classes, seed _RENDERER_SEED: ±0.5 point (500 left ±1, too coarse at the 95 % goal).
+_RENDERER_IMAGES = 2000
 _RENDERER_SEED = 0
 
 

@@ -336,7 +336,8 @@ PRESETS["tinyvgg16-sketched-shapes"] = replace(
 
 # And 40 % of them photographed (cnn_explorer.shape_styles.photograph: a cut-out's soft shadow, lamp light, blur,
 # sensor noise, JPEG): the sketched model took a photographed square for a semicircle, its shadow for a straight edge.
-# 30,000 images (45 epochs, DEFAULTS): with 20,000 and 30 epochs shapes far smaller than the training's stayed at 94.7 %.
+# 30,000 images (45 epochs, DEFAULTS): with 20,000 and 30 epochs, shapes far smaller than the training's stayed at
+# 94.7 %.
 PRESETS["tinyvgg16-photographed-shapes"] = replace(
     PRESETS["tinyvgg16-sketched-shapes"],
     name="TinyVGG ×16 on sketched and photographed shapes",

@@ -12,7 +12,7 @@ from cnn_explorer.model import Prediction
 
 __all__ = ["TOP_K_COLOURS", "percent", "top_k_bars"]
 
-#: The best class's bar, then the others' (the colours of :func:`~cnn_explorer.render.top_k_figure`).
+#: The best class's bar, then the others' (here and in :func:`~cnn_explorer.render.top_k_figure`).
 TOP_K_COLOURS = ("#2563eb", "#cbd5e1")
 
 
@@ -34,14 +34,14 @@ def top_k_bars(prediction: Prediction, k: int = 5) -> str:
     rows = []
     for rank, (_, name, p) in enumerate(prediction.top[:k]):
         colour = TOP_K_COLOURS[0] if rank == 0 else TOP_K_COLOURS[1]
-        width = min(max(float(p), 0.0), 1.0) * 100
+        width, shown = min(max(float(p), 0.0), 1.0) * 100, escape(percent(p))
         rows.append(
             '<tr style="border:none">'
             f'<th scope="row" style="{_NAME}">{escape(name)}</th>'
-            f'<td style="{_CELL}"><div style="{_TRACK}"><div title="{escape(name)}: {escape(percent(p))}" '
+            f'<td style="{_CELL}"><div style="{_TRACK}"><div title="{escape(name)}: {shown}" '
             f'style="background:{colour};width:{width:.2f}%;min-width:1px;height:100%;border-radius:3px"></div>'
             "</div></td>"
-            f'<td style="{_VALUE}">{escape(percent(p))}</td>'
+            f'<td style="{_VALUE}">{shown}</td>'
             "</tr>"
         )
     return (

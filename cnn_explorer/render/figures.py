@@ -16,6 +16,7 @@ from matplotlib.ticker import MaxNLocator, PercentFormatter
 from torch import Tensor
 
 from cnn_explorer.model import Prediction
+from cnn_explorer.render.bars import TOP_K_COLOURS
 from cnn_explorer.render.colour import _HIGHLIGHT_HEX, _NEGATIVE_HEX, _POSITIVE_HEX, _numpy
 
 __all__ = [
@@ -34,7 +35,8 @@ def top_k_figure(prediction: Prediction, k: int = 5) -> Figure:
     ax = fig.subplots()
     names = [name for _, name, _ in top][::-1]
     values = [p for _, _, p in top][::-1]
-    colours = ["#cbd5e1"] * (len(top) - 1) + ["#2563eb"]
+    best, other = TOP_K_COLOURS
+    colours = [other] * (len(top) - 1) + [best]
     bars = ax.barh(names, values, color=colours)
     ax.bar_label(bars, labels=[f"{v:.1%}" for v in values], padding=3, fontsize=12)
     ax.set_xlim(0, 1.2)  # room for the labels; the axis itself stops at 100 %
