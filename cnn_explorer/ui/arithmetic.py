@@ -13,11 +13,19 @@ import streamlit as st
 from PIL import Image
 from torch import Tensor
 
-from cnn_explorer import layers, render
+from cnn_explorer import layers
 from cnn_explorer.layers import UnitArithmetic, UnknownLayer
 from cnn_explorer.model import LoadedModel
 from cnn_explorer.ui.core import context_of
-from cnn_explorer.ui.layers import HIGHLIGHT_HEX, LayerCapture, ShownOutput, grid_table, styled_table, unit_position
+from cnn_explorer.ui.layers import (
+    HIGHLIGHT_HEX,
+    LayerCapture,
+    ShownOutput,
+    boxed_picture,
+    grid_table,
+    styled_table,
+    unit_position,
+)
 
 _FULL_CHANNELS = 4  # input channels whose patch, kernel and products are shown in full; the rest only as sums
 _LONG_TABLE_ROWS = 64  # rows of a dense layer's contributions and of the softmax table
@@ -81,8 +89,8 @@ def show_arithmetic(unit: UnitArithmetic, class_names: Sequence[str], picture: I
 def _window_picture(unit: UnitArithmetic, picture: Image.Image) -> None:
     if unit.image_window is not None:
         top, left, height, width = unit.image_window
-        boxed = render.overlay(picture, box=(top, left, top + height, left + width))
-        st.image(render.for_display(boxed, 200), caption="The window on the input image", width=200)
+        data, data_format = boxed_picture(picture, (top, left, top + height, left + width), 200)
+        st.image(data, caption="The window on the input image", width=200, output_format=data_format)
 
 
 def _conv_view(unit: UnitArithmetic, picture: Image.Image) -> None:

@@ -132,6 +132,14 @@ def cached_histogram_png(model_name: str, digest: str, layer: str, _output: Tens
     return sized_png(figure_png(render.histogram_figure(_output, title=f"values of {layer}")))
 
 
+@st.cache_data(max_entries=256, show_spinner=False)
+def boxed_picture(picture: Image.Image, box: tuple[int, int, int, int], width: int) -> tuple[bytes, str]:
+    """The network's input picture with ``box`` (top, left, bottom, right) framed, enlarged to at least ``width``
+    pixels, as ``st.image(…, width=width)`` sends it: ``(bytes, format)``, encoded once per (picture, box, width)
+    rather than on every step through the layers."""
+    return shown_image(render.for_display(render.overlay(picture, box=box), width), width)
+
+
 def network_picture(model: LoadedModel, image: Image.Image) -> Image.Image:
     """The image as the network reads it (resized and cropped, before scaling), in RGB for drawing on."""
     return render.uint8_image(model.preprocess.geometry(image)).convert("RGB")
@@ -660,7 +668,8 @@ def receptive_field_view(
     box = theoretical_field(layers, name, *index[1:])
     theory, effective = st.columns(2)
     with theory:
-        st.image(render.for_display(render.overlay(picture, box=box), 320), width=320)
+        data, data_format = boxed_picture(picture, box, 320)
+        st.image(data, width=320, output_format=data_format)
         st.caption(
             f"The input pixels unit {list(index)} can see: rows {box[0]}…{box[2] - 1}, columns {box[1]}…{box[3] - 1}"
         )
