@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import html
+import logging
 import math
+import threading
+import time
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
@@ -29,6 +33,7 @@ from cnn_explorer.layers import (
 from cnn_explorer.model import LoadedModel
 from cnn_explorer.ui.core import figure_png, follow_default, shown_image, sized_png, user_chose
 
+_LOG = logging.getLogger(__name__)
 HIGHLIGHT_HEX = "#" + bytes(render.HIGHLIGHT_COLOUR).hex()
 _COLOURBAR_WIDTH = _MAP_WIDTH = 320  # pixels of the chosen map and its colour bar
 _STRIP_LABELLED = 32  # longer networks are drawn as slim bars without labels
@@ -635,11 +640,14 @@ def _maps_view(model: LoadedModel, name: str, output: Tensor, capture: LayerCapt
 
 
 def prepare_next_layer(layers: Sequence[LayerInfo], name: str, capture: LayerCapture, channel: int) -> None:
-    """Draw the next layer's grid, chosen map and colour bar into the cache, as the page would show them.
+    """Draw the next layer's grid, chosen map and colour bar into the cache, as the page would show them, in a
+    thread of its own once this run has ended.
 
     Called last on the page: the browser is drawing this layer meanwhile, and a click on Next (the click a lecture
-    makes a hundred times) then finds its pictures drawn. A channel the person chose stays on the next layer, as
-    :func:`layer_output_view` keeps it.
+    makes a hundred times) then finds its pictures drawn. Drawn in the script's own run, the next layer's pictures
+    held back the end of this run by as long as they took (about 60 ms for TinyVGG), and with it the moment the page
+    was idle. A click that comes before the drawing is done waits for it (the cache computes a key once). A channel
+    the person chose stays on the next layer, as :func:`layer_output_view` keeps it.
     """
     names = [info.name for info in layers]
     following = names[names.index(name) + 1 :]
@@ -648,11 +656,36 @@ def prepare_next_layer(layers: Sequence[LayerInfo], name: str, capture: LayerCap
     output = capture.outputs[following[0]][0]
     channel = min(channel, output.shape[0] - 1)
     scope = st.session_state.get("layer_scope") or "layer"
-    pictures = cached_maps_pictures(
-        capture.source, following[0], scope, channel, _grid_cell(output.shape[0]), output, capture
-    )
-    low, high = pictures.grid.ranges[channel]
-    cached_colourbar_png(low, high, pictures.grid.cmap, f"{render.SCALES[scope].label} range")
+    with _PREPARING_LOCK:
+        _PREPARING[:] = [job for job in _PREPARING if not job.done()]
+        _PREPARING.append(_PREPARER.submit(_draw_layer, capture, following[0], scope, channel, output))
+
+
+def _draw_layer(capture: LayerCapture, name: str, scope: str, channel: int, output: Tensor) -> None:
+    """The pictures :func:`_maps_view` shows of ``name``, drawn into their caches (in :data:`_PREPARER`'s thread)."""
+    time.sleep(_PREPARE_AFTER_S)  # let this run's last messages leave first: drawing holds the GIL at times
+    try:
+        pictures = cached_maps_pictures(
+            capture.source, name, scope, channel, _grid_cell(output.shape[0]), output, capture
+        )
+        low, high = pictures.grid.ranges[channel]
+        cached_colourbar_png(low, high, pictures.grid.cmap, f"{render.SCALES[scope].label} range")
+    except Exception:  # a head start, not a result: the page draws the layer itself when it is shown
+        _LOG.warning("Drawing layer %s in advance failed", name, exc_info=True)
+
+
+def wait_for_prepared_layers(timeout: float = 30) -> None:
+    """Wait until every layer :func:`prepare_next_layer` asked for is drawn (tests and benches count the draws)."""
+    with _PREPARING_LOCK:
+        pending = list(_PREPARING)
+        _PREPARING.clear()
+    concurrent.futures.wait(pending, timeout=timeout)
+
+
+_PREPARER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare-next-layer")
+_PREPARING: list[concurrent.futures.Future] = []
+_PREPARING_LOCK = threading.Lock()
+_PREPARE_AFTER_S = 0.03
 
 
 def receptive_field_view(

@@ -4,6 +4,7 @@ The expected values here never come from the page: they are recomputed with ``lo
 ``model.preprocess`` and a softmax over ``model.module``, so a page that shows the wrong class or probability fails.
 """
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,8 @@ def isolated_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     st.cache_resource.clear()
     st.cache_data.clear()
     yield
+    if "cnn_explorer.ui.layers" in sys.modules:  # the Layers page draws the next layer in a thread: let it end here
+        sys.modules["cnn_explorer.ui.layers"].wait_for_prepared_layers()
     st.cache_resource.clear()
     st.cache_data.clear()
 

@@ -585,7 +585,7 @@ def test_a_layer_channel_or_scale_seen_before_is_not_drawn_again(app: AppTest, m
         return original(maps, scope, *args, **kwargs)
 
     monkeypatch.setattr(render, "feature_grid", counted)
-    from cnn_explorer.ui.layers import cached_maps_pictures
+    from cnn_explorer.ui.layers import cached_maps_pictures, wait_for_prepared_layers
 
     cached_maps_pictures.clear()
     _open_layers(app)
@@ -606,6 +606,7 @@ def test_a_layer_channel_or_scale_seen_before_is_not_drawn_again(app: AppTest, m
     app.number_input(key="layer_channel").set_value(0).run()
     app.button(key="layer_step_next").click().run()
     app.button(key="layer_step_previous").click().run()
+    wait_for_prepared_layers()  # the next layer is drawn in a thread once a run has ended
 
     _assert_clean(app)
     assert drawn_for(0) == [(0, "layer"), (1, "layer"), (1, scales[0])], "nothing of the first layer drawn again"
@@ -636,7 +637,7 @@ def test_a_vector_layer_seen_before_is_not_drawn_again(app: AppTest, monkeypatch
 
 
 def test_the_next_layer_is_drawn_before_next_is_clicked(app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
-    from cnn_explorer.ui.layers import cached_maps_pictures
+    from cnn_explorer.ui.layers import cached_maps_pictures, wait_for_prepared_layers
 
     drawn = []  # the sums of the maps drawn into a grid: which layer each grid was drawn for
     feature_grid = render.feature_grid
@@ -647,6 +648,7 @@ def test_the_next_layer_is_drawn_before_next_is_clicked(app: AppTest, monkeypatc
     )
     cached_maps_pictures.clear()
     _open_layers(app)
+    wait_for_prepared_layers()  # drawn in a thread once the run has ended, while the browser draws this layer
     reference = Reference(app)
     names = [info.name for info in reference.layers]
     sums = {name: float(reference.outputs[name][0].sum()) for name in names[:3]}
@@ -654,6 +656,7 @@ def test_the_next_layer_is_drawn_before_next_is_clicked(app: AppTest, monkeypatc
 
     drawn.clear()
     app.button(key="layer_step_next").click().run()
+    wait_for_prepared_layers()
     _assert_clean(app)
     assert _current_layer(app) == names[1]
     assert drawn == pytest.approx([sums[names[2]]], rel=1e-6), "the shown layer came from the cache"
