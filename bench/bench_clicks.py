@@ -32,7 +32,6 @@ from bench.apptest import CHROMIUM, CHROMIUM_ARGS, IDLE, served_app  # noqa: E40
 from bench.bench_app import cold_start  # noqa: E402
 from bench.summary import record  # noqa: E402
 
-MARKER = ".st-key-runs"
 BARE = "bare Streamlit rerun (trivial page)"
 BARE_DEFAULTS = "bare Streamlit rerun, Streamlit's default runner settings (trivial page)"
 GOAL_MS = 300
@@ -48,32 +47,59 @@ TRIVIAL = textwrap.dedent(
     """
 )
 
-# Installed before each action: remembers the last pointer-down or key-down, then resolves once the app has run and
-# is idle again with every image loaded (NaN after 20 s without a run). A run shorter than one frame may never show
-# its "running" state: on the trivial page a new run count in the element ``marker`` tells that one ran.
-_ARM = """(marker) => {
+# Installed in the page before it loads: counts the messages the server sends (a fragment's run can be shorter than a
+# frame and never show its "running" state, so the state alone cannot tell that a run happened), and notes the time
+# of the last message, image loaded or change of the main area, and of the frame drawn after it.
+_WATCH = """(() => {
+  const watch = window.__watch = {messages: 0, last: 0, painted: 0};
+  watch.touch = () => {
+    watch.last = performance.now();
+    requestAnimationFrame(() => { watch.painted = performance.now(); });
+  };
+  const Native = window.WebSocket;
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener("message", () => { watch.messages += 1; watch.touch(); });
+    }
+  };
+  document.addEventListener("load", event => { if (event.target instanceof HTMLImageElement) watch.touch(); }, true);
+})()"""
+
+# Installed before each action: remembers the last pointer-down or key-down before the server answered (the moment a
+# person acts), then resolves once the server has answered, the app is idle, every image has loaded and nothing has
+# arrived or changed in the main area for QUIET ms: with the time of the frame drawn after the last of those (NaN
+# after 20 s without an answer).
+QUIET_MS = 150
+_ARM = """(quiet) => {
   const app = document.querySelector("[data-testid='stApp']");
-  let start = performance.now(), running = false;
-  const count = () => marker ? document.querySelector(marker)?.textContent : null;
-  const before = count();
-  const mark = () => { if (!running) start = performance.now(); };
+  const main = document.querySelector("[data-testid='stMain']") || app;
+  const watch = window.__watch, heard = watch.messages;
+  let start = performance.now();
+  const answered = () => watch.messages > heard;
+  const mark = () => { if (!answered()) start = performance.now(); };
   document.addEventListener("pointerdown", mark, true);
   document.addEventListener("keydown", mark, true);
+  const observer = new MutationObserver(() => { if (answered()) watch.touch(); });
+  observer.observe(main, {subtree: true, childList: true, attributes: true, characterData: true});
   window.__clickDone = new Promise(resolve => {
-    const finish = () => {
-      if (!Array.from(document.images).every(image => image.complete)) return requestAnimationFrame(finish);
+    const done = value => {
+      observer.disconnect();
       document.removeEventListener("pointerdown", mark, true);
       document.removeEventListener("keydown", mark, true);
-      resolve(performance.now() - start);
+      resolve(value);
     };
-    const observer = new MutationObserver(() => {
-      const state = app.getAttribute("data-test-script-state");
-      if (state === "running" || (marker && count() !== before)) running = true;
-      if (running && state === "notRunning") { observer.disconnect(); requestAnimationFrame(finish); }
-    });
-    const watched = {attributes: true, attributeFilter: ["data-test-script-state"]};
-    observer.observe(app, marker ? {...watched, childList: true, characterData: true, subtree: true} : watched);
-    setTimeout(() => { observer.disconnect(); resolve(NaN); }, 20000);
+    const check = () => {
+      const now = performance.now();
+      if (now - start > 20000) return done(NaN);
+      const idle = app.getAttribute("data-test-script-state") === "notRunning";
+      const loaded = Array.from(document.images).every(image => image.complete);
+      if (answered() && idle && loaded && now - watch.last > quiet && watch.painted >= watch.last) {
+        return done(watch.painted - start);
+      }
+      setTimeout(check, 10);
+    };
+    check();
   });
 }"""
 
@@ -132,10 +158,10 @@ def idle(page) -> None:
     page.wait_for_selector(IDLE, state="attached")
 
 
-def timed(page, act: Callable[[], object], marker: str | None = None) -> float:
-    """Milliseconds from the action to idle, measured in the page (``marker``: see ``_ARM``)."""
+def timed(page, act: Callable[[], object]) -> float:
+    """Milliseconds from the action to idle, measured in the page (see ``_ARM``)."""
     page.wait_for_selector(IDLE, state="attached")
-    page.evaluate(_ARM, marker)
+    page.evaluate(_ARM, QUIET_MS)
     act()
     return float(page.evaluate("() => window.__clickDone"))
 
@@ -179,11 +205,11 @@ def browser_clicks(
 
     samples: dict[str, list[float]] = {}
 
-    def run(name: str, actions: list[Callable[[], object]], marker: str | None = None) -> None:
+    def run(name: str, actions: list[Callable[[], object]]) -> None:
         if only and not (name.startswith(only) or name.startswith("bare")):
             return
         try:
-            times = [timed(page, actions[i % len(actions)], marker) for i in range(repeats + 1)]
+            times = [timed(page, actions[i % len(actions)]) for i in range(repeats + 1)]
         except Exception as err:  # one interaction the page no longer offers must not lose the others' figures
             print(f"{name}: not measured ({type(err).__name__}: {str(err).splitlines()[0]})")
             page.keyboard.press("Escape")
@@ -195,14 +221,15 @@ def browser_clicks(
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.add_init_script(_WATCH)
         page.set_default_timeout(30_000)
         page.goto(trivial_url)
         idle(page)
-        run(BARE, [lambda: page.get_by_role("button", name="Rerun").click()], MARKER)
+        run(BARE, [lambda: page.get_by_role("button", name="Rerun").click()])
         if default_url:
             page.goto(default_url)
             idle(page)
-            run(BARE_DEFAULTS, [lambda: page.get_by_role("button", name="Rerun").click()], MARKER)
+            run(BARE_DEFAULTS, [lambda: page.get_by_role("button", name="Rerun").click()])
 
         page.goto(url)
         idle(page)
@@ -276,9 +303,7 @@ def browser_clicks(
             page.keyboard.press("Enter")
             edited.append(value)
 
-        # Its fragment's run can be shorter than a frame and never show "running": the output's numbers changing
-        # (3 and 4 give different ranges) tell that it ran.
-        run("Playground: a kernel weight", [lambda: weight("3"), lambda: weight("4")], "[data-testid='stMain']")
+        run("Playground: a kernel weight", [lambda: weight("3"), lambda: weight("4")])
         run(
             "Playground: stride",
             [
