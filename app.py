@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from cnn_explorer import cores, ui
+from cnn_explorer import cores, heap, ui
 
 st.set_page_config(page_title="CNN Explorer", page_icon="🧠", layout="wide")
 cores.share_with_training()  # half the cores while a run trains: the worker keeps the rest
@@ -18,4 +18,7 @@ navigation = st.navigation(
     ],
 )
 ui.sidebar()
-navigation.run()
+try:
+    navigation.run()
+finally:  # a page that stops early has imported its modules too
+    heap.freeze_imports()  # the collection Streamlit runs after every run then skips torch and the other modules
