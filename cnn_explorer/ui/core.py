@@ -4,13 +4,14 @@ that follow the model and image."""
 from __future__ import annotations
 
 import io
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
 from PIL import Image
 
+from cnn_explorer import render
 from cnn_explorer.attribution import cam_layers, default_cam_layer
 from cnn_explorer.images import (
     load_image,
@@ -186,6 +187,20 @@ def model_or_why(name: str) -> tuple[LoadedModel | None, str | None]:
 # What st.pyplot passes to savefig: a figure saved with these and shown with st.image is the same picture, and its
 # bytes can be cached by what the figure shows (rendering a Matplotlib figure costs tens of milliseconds per rerun).
 PYPLOT_SAVEFIG = {"bbox_inches": "tight", "dpi": 200, "format": "png"}
+
+
+def png_on_click(picture: bytes | Image.Image) -> Callable[[], bytes]:
+    """The ``data`` of an ``st.download_button`` offering ``picture`` as PNG, produced when the person clicks.
+
+    Bytes given to the button are stored for the page's session, and the browser fetches them back at once to check
+    the link: on the Layers page that was the grid's PNG (300 KB for a ResNet layer) and the chosen map, on every
+    step; on Explain, a PNG encoded and fetched for every map on every rerun.
+    """
+
+    def data() -> bytes:
+        return picture if isinstance(picture, bytes) else render.to_png_bytes(picture)
+
+    return data
 
 
 def figure_png(figure: Any) -> bytes:

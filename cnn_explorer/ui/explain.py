@@ -25,7 +25,15 @@ from cnn_explorer.attribution import (
 )
 from cnn_explorer.model import LoadedModel, Prediction
 from cnn_explorer.trust import METRICS, TrustReport, trust_report
-from cnn_explorer.ui.core import cached_cam_layers, context_of, figure_png, follow_default, shown_image, sized_png
+from cnn_explorer.ui.core import (
+    cached_cam_layers,
+    context_of,
+    figure_png,
+    follow_default,
+    png_on_click,
+    shown_image,
+    sized_png,
+)
 from cnn_explorer.ui.long_task import computed, request_button, results
 from cnn_explorer.ui.own_model import unavailable
 
@@ -245,7 +253,7 @@ def explanation_card(
         st.caption(f"{result.target_name}{at} · {shown.vmin:.3g} … {shown.vmax:.3g} ({unit}) · {result.seconds:.2f} s")
     st.download_button(
         "PNG",
-        image if isinstance(image, bytes) else render.to_png_bytes(image),
+        png_on_click(image),
         file_name=f"{result.method}-{result.target_name}.png",
         mime="image/png",
         key=f"explain_download_{result.method}",

@@ -31,7 +31,7 @@ from cnn_explorer.layers import (
     theoretical_field,
 )
 from cnn_explorer.model import LoadedModel
-from cnn_explorer.ui.core import figure_png, follow_default, shown_image, sized_png, user_chose
+from cnn_explorer.ui.core import figure_png, follow_default, png_on_click, shown_image, sized_png, user_chose
 
 _LOG = logging.getLogger(__name__)
 HIGHLIGHT_HEX = "#" + bytes(render.HIGHLIGHT_COLOUR).hex()
@@ -732,7 +732,7 @@ def layer_downloads(model_name: str, name: str, shown: ShownOutput) -> None:
     for column, (key, what, png, suffix) in zip(st.columns([1, 1, 2]), downloads, strict=False):
         column.download_button(
             f"Download {what} (PNG)",
-            png if isinstance(png, bytes) else render.to_png_bytes(png),
+            png_on_click(png),
             f"{stem}-{suffix}.png",
             "image/png",
             key=f"download_{key}",

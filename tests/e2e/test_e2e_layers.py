@@ -5,12 +5,15 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 from playwright.sync_api import Page, expect
 
 from cnn_explorer import render
 from cnn_explorer.images import SAMPLES, load_image, sample_bytes
 from cnn_explorer.layers import capture_activations, list_layers
+from cnn_explorer.ui.layers import _grid_cell
 from cnn_explorer.zoo import load_model
 
 pytestmark = pytest.mark.e2e
@@ -44,6 +47,29 @@ def test_next_steps_to_the_following_layers(page: Page, idle, expected, save_scr
     assert "Traceback" not in page.inner_text("body")
     assert not page.get_by_test_id("stException").count()
     save_screenshot(page, "layers.png")
+
+
+def test_the_downloads_give_the_grid_and_the_map_drawn_when_clicked(page: Page, idle, expected) -> None:
+    """The PNGs are produced when the button is clicked (a deferred download: not sent, nor fetched back by the
+    browser, on every step): the grid is the layer's maps as the library tiles them, the map its chosen channel."""
+    model = load_model(expected.default_model())
+    _open_layers(page, idle)
+    title = page.get_by_test_id("stSidebar").get_by_role("combobox", name="Sample").input_value()
+    (sample,) = [key for key, entry in SAMPLES.items() if entry.title == title]
+    first = list_layers(model)[0].name
+    maps = capture_activations(model, model.preprocess(load_image(sample_bytes(sample))), [first])[first][0]
+    grid = render.feature_grid(maps, "layer", highlight=0, cell=_grid_cell(maps.shape[0]), max_width=900)
+
+    pictures = {}
+    for label in ("Download the grid (PNG)", "Download channel 0 (PNG)"):
+        with page.expect_download() as download:
+            page.get_by_role("button", name=label).click()
+        pictures[label] = Image.open(download.value.path())
+        pictures[label].load()
+    assert np.array_equal(np.asarray(pictures["Download the grid (PNG)"]), np.asarray(grid.image))
+    chosen = render.map_image(maps[0], *grid.ranges[0], grid.cmap)
+    assert np.array_equal(np.asarray(pictures["Download channel 0 (PNG)"]), np.asarray(chosen))
+    assert "Traceback" not in page.inner_text("body")
 
 
 def test_filters_and_statistics_appear_when_opened_and_follow_the_layer(page: Page, idle, save_screenshot) -> None:
