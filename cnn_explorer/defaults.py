@@ -92,8 +92,7 @@ class Default:
         return self.preset or self.name
 
 
-# Per renderer, cycling through its classes, seed _RENDERER_SEED: ±0.5 point (500 left ±1, too coarse at the 95 % goal).
-_RENDERER_IMAGES = 2000
+_RENDERER_IMAGES = 2000  # per renderer, through its classes: ±0.5 point (500 left ±1, too coarse at the 95 % goal)
 _RENDERER_SEED = 0
 
 

@@ -2,9 +2,10 @@
 
 Pages call :func:`selection` (or :func:`require_selection`) for the model and image chosen in the sidebar and never
 load either themselves. One module per page's views: ``core`` (caches, the selection), ``sidebar``, ``layers`` (and
-``arithmetic``, its one-value section), ``explain``, ``playground`` (and ``playground_views``, its table of views),
-``robustness`` (Fool the model), ``training`` (and ``run_views``), ``own_model``, ``report``; and ``long_task``, the
-one helper for long computations (a stored result, or computed with progress and Cancel).
+``arithmetic``, its one-value section, and ``layer_cache``, its capture and pictures), ``explain``, ``playground``
+(and ``playground_views``, its table of views), ``robustness`` (Fool the model), ``training`` (and ``run_views``),
+``own_model``, ``report``; and ``long_task``, the one helper for long computations (a stored result, or computed with
+progress and Cancel).
 
 The names below are imported from their module on first use (PEP 562), so a page loads only the modules it
 calls: the Predict page never imports the Layers, Explain, Playground or Train views, nor pandas and Altair with
@@ -47,10 +48,8 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "trust_panel",
     ),
     "layers": (
-        "LayerCapture",
         "ShownOutput",
         "bounded_number",
-        "cached_capture",
         "cached_effective_field",
         "filters_and_statistics",
         "grid_picker",
@@ -60,12 +59,17 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "layer_overview",
         "layer_stepper",
         "network_picture",
-        "prepare_next_layer",
         "receptive_field_view",
         "stack_strip",
         "strongest_unit",
         "styled_table",
         "unit_position",
+    ),
+    "layer_cache": (
+        "LayerCapture",
+        "cached_capture",
+        "prepare_next_layer",
+        "wait_for_prepared_layers",
     ),
     "long_task": (
         "computed",

@@ -17,11 +17,10 @@ from cnn_explorer import layers
 from cnn_explorer.layers import UnitArithmetic, UnknownLayer
 from cnn_explorer.model import LoadedModel
 from cnn_explorer.ui.core import context_of
+from cnn_explorer.ui.layer_cache import LayerCapture, boxed_picture
 from cnn_explorer.ui.layers import (
     HIGHLIGHT_HEX,
-    LayerCapture,
     ShownOutput,
-    boxed_picture,
     grid_table,
     styled_table,
     unit_position,

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import html
-import logging
 import math
-import threading
-import time
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
@@ -25,17 +21,25 @@ from cnn_explorer.layers import (
     LayerInfo,
     UnknownLayer,
     activation_stats,
-    capture_layers,
     describe,
     effective_receptive_field,
     theoretical_field,
 )
 from cnn_explorer.model import LoadedModel
-from cnn_explorer.ui.core import figure_png, follow_default, png_on_click, shown_image, sized_png, user_chose
+from cnn_explorer.ui.core import follow_default, png_on_click, user_chose
+from cnn_explorer.ui.layer_cache import (
+    COLOURBAR_WIDTH,
+    MAP_WIDTH,
+    LayerCapture,
+    boxed_picture,
+    cached_colourbar_png,
+    cached_histogram_png,
+    cached_maps_pictures,
+    cached_vector_png,
+    grid_cell,
+)
 
-_LOG = logging.getLogger(__name__)
 HIGHLIGHT_HEX = "#" + bytes(render.HIGHLIGHT_COLOUR).hex()
-_COLOURBAR_WIDTH = _MAP_WIDTH = 320  # pixels of the chosen map and its colour bar
 _STRIP_LABELLED = 32  # longer networks are drawn as slim bars without labels
 _STRIP_GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("convolution", "#2563eb", ("Conv2d",)),
@@ -46,103 +50,12 @@ _STRIP_GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 )
 
 
-@dataclass(frozen=True, eq=False)
-class LayerCapture:
-    """Every layer's output and input for one (model, image), recorded in one forward pass. Read-only: shared.
-
-    Attributes:
-        outputs: Layer name → output ``[1, …]``, in execution order.
-        inputs: Layer name → input ``[1, …]``, so :func:`~cnn_explorer.layers.explain_unit` runs no forward pass.
-        value_range: ``(min, max)`` over every output: the range of the ``"global"`` colour scope.
-        source: ``(model name, image digest)`` it was recorded for: the cache key of the pictures drawn from it.
-    """
-
-    outputs: dict[str, Tensor]
-    inputs: dict[str, Tensor]
-    value_range: tuple[float, float]
-    source: tuple[str, str] = ("", "")
-
-
-@st.cache_resource(max_entries=8, show_spinner="Running the network once and recording every layer …")
-def cached_capture(model_name: str, digest: str, _model: LoadedModel, _x: Tensor) -> LayerCapture:
-    """Every layer's output and input for (model, image), computed once: stepping through layers reruns nothing.
-
-    A resource, not data: the tensors are shared rather than copied on every rerun (a VGG's are hundreds of MB).
-    """
-    outputs, inputs = capture_layers(_model, _x)
-    return LayerCapture(outputs, inputs, render.network_range(outputs), (model_name, digest))
-
-
-@dataclass(frozen=True, eq=False)
-class MapsPictures:
-    """What the Layers page draws of one layer's maps for one colour scale and chosen channel. Read-only: shared.
-
-    Attributes:
-        grid: Every map, the chosen one framed.
-        grid_png: The grid as PNG, for the chart and its download.
-        grid_spec: The clickable chart of the grid (:func:`~cnn_explorer.render.grid_chart_spec`).
-        map_png: The chosen map alone, as PNG (offered for download).
-        map_shown: The chosen map as ``st.image`` sends it at the width it is shown: ``(bytes, format)``.
-    """
-
-    grid: render.FeatureGrid
-    grid_png: bytes
-    grid_spec: dict
-    map_png: bytes
-    map_shown: tuple[bytes, str]
-
-
-@st.cache_resource(max_entries=32, show_spinner=False)
-def cached_maps_pictures(
-    source: tuple[str, str], layer: str, scope: str, channel: int, cell: int, _output: Tensor, _capture: LayerCapture
-) -> MapsPictures:
-    """The grid, its chart and the chosen map of a layer, drawn and encoded once per (model, image, layer, scale,
-    channel): going back to a layer, a channel or a scale seen before draws nothing again."""
-    grid = render.feature_grid(_output, scope, _capture.value_range, highlight=channel, cell=cell, max_width=900)
-    grid_png = render.to_png_bytes(grid.image)
-    low, high = grid.ranges[channel]
-    selected = render.map_image(_output[channel], low, high, grid.cmap)
-    spec = render.grid_chart_spec(grid, _output, grid_png)
-    return MapsPictures(grid, grid_png, spec, render.to_png_bytes(selected), shown_image(selected, _MAP_WIDTH))
-
-
 @st.cache_data(max_entries=32, show_spinner="Back-propagating from the unit to the image …")
 def cached_effective_field(
     model_name: str, digest: str, layer: str, index: tuple[int, ...], _model: LoadedModel, _x: Tensor
 ) -> Tensor:
     """The effective receptive field ``[H, W]`` of one unit, computed once per (model, image, layer, unit)."""
     return effective_receptive_field(_model, _x, layer, index)
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
-def cached_colourbar_png(low: float, high: float, cmap: str, label: str) -> bytes:
-    """The colour bar of a map as ``st.pyplot`` would show it, drawn once per range, colour map and label."""
-    return sized_png(figure_png(render.colourbar_figure(low, high, cmap, label)), _COLOURBAR_WIDTH)
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
-def cached_vector_png(
-    source: tuple[str, str], layer: str, unit: int, labels: tuple[str, ...] | None, _output: Tensor
-) -> tuple[bytes, int]:
-    """A vector output's bars (or profile) as ``st.pyplot`` would show them, and the width to show them at (about
-    their natural size), drawn once per (model, image, layer, chosen unit)."""
-    figure = render.vector_figure(_output, None if labels is None else list(labels), title=layer, highlight=unit)
-    width = round(figure.get_figwidth() * 110)
-    return sized_png(figure_png(figure), width), width
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
-def cached_histogram_png(model_name: str, digest: str, layer: str, _output: Tensor) -> bytes:
-    """The histogram of a layer's output as ``st.pyplot`` would show it, drawn once per (model, image, layer)."""
-    return sized_png(figure_png(render.histogram_figure(_output, title=f"values of {layer}")))
-
-
-@st.cache_data(max_entries=256, show_spinner=False)
-def boxed_picture(picture: Image.Image, box: tuple[int, int, int, int], width: int) -> tuple[bytes, str]:
-    """The network's input picture with ``box`` (top, left, bottom, right) framed, enlarged to at least ``width``
-    pixels, as ``st.image(…, width=width)`` sends it: ``(bytes, format)``, encoded once per (picture, box, width)
-    rather than on every step through the layers."""
-    return shown_image(render.for_display(render.overlay(picture, box=box), width), width)
 
 
 def network_picture(model: LoadedModel, image: Image.Image) -> Image.Image:
@@ -595,11 +508,6 @@ def layer_output_view(model: LoadedModel, layers: Sequence[LayerInfo], name: str
     st.stop()
 
 
-def _grid_cell(channels: int) -> int:
-    """Pixels per map: the grid fills its column with at most 16 maps a row, each 48 to 200 pixels wide."""
-    return min(200, max(48, 620 // math.ceil(math.sqrt(channels))))
-
-
 def _maps_view(model: LoadedModel, name: str, output: Tensor, capture: LayerCapture) -> ShownOutput:
     """Every map of a ``[C, H, W]`` output in a grid beside the chosen one, its colour bar and its values."""
     maps, detail = st.columns([3, 2], gap="large")
@@ -615,7 +523,7 @@ def _maps_view(model: LoadedModel, name: str, output: Tensor, capture: LayerCapt
         st.caption(render.SCALES[scope].description)
         follow_default("layer_channel", 0, model.name)  # a channel the person chose stays for this model
         channel = bounded_number(f"Channel (0…{output.shape[0] - 1})", output.shape[0] - 1, "layer_channel")
-    pictures = cached_maps_pictures(capture.source, name, scope, channel, _grid_cell(output.shape[0]), output, capture)
+    pictures = cached_maps_pictures(capture.source, name, scope, channel, grid_cell(output.shape[0]), output, capture)
     grid = pictures.grid
     low, high = grid.ranges[channel]
     with maps:
@@ -627,9 +535,9 @@ def _maps_view(model: LoadedModel, name: str, output: Tensor, capture: LayerCapt
     with detail:
         selected = pictures.map_png
         shown, shown_format = pictures.map_shown
-        st.image(shown, width=_MAP_WIDTH, output_format=shown_format)
+        st.image(shown, width=MAP_WIDTH, output_format=shown_format)
         label = f"{render.SCALES[scope].label} range"
-        st.image(cached_colourbar_png(low, high, grid.cmap, label), width=_COLOURBAR_WIDTH, output_format="PNG")
+        st.image(cached_colourbar_png(low, high, grid.cmap, label), width=COLOURBAR_WIDTH, output_format="PNG")
         values = output[channel]
         st.caption(f"Channel {channel}: {float(values.min()):.4g} … {float(values.max()):.4g}")
     table = render.value_table(output[channel])
@@ -637,55 +545,6 @@ def _maps_view(model: LoadedModel, name: str, output: Tensor, capture: LayerCapt
         with st.expander(f"The values of channel {channel}", expanded=output.shape[-1] <= 8):
             st.html(grid_table(table, cmap=grid.cmap, value_range=(low, high)))
     return ShownOutput(channel, (channel,), grid, selected, pictures.grid_png)
-
-
-def prepare_next_layer(layers: Sequence[LayerInfo], name: str, capture: LayerCapture, channel: int) -> None:
-    """Draw the next layer's grid, chosen map and colour bar into the cache, as the page would show them, in a
-    thread of its own once this run has ended.
-
-    Called last on the page: the browser is drawing this layer meanwhile, and a click on Next (the click a lecture
-    makes a hundred times) then finds its pictures drawn. Drawn in the script's own run, the next layer's pictures
-    held back the end of this run by as long as they took (about 60 ms for TinyVGG), and with it the moment the page
-    was idle. A click that comes before the drawing is done waits for it (the cache computes a key once). A channel
-    the person chose stays on the next layer, as :func:`layer_output_view` keeps it.
-    """
-    names = [info.name for info in layers]
-    following = names[names.index(name) + 1 :]
-    if not following or following[0] not in capture.outputs or capture.outputs[following[0]].dim() != 4:
-        return
-    output = capture.outputs[following[0]][0]
-    channel = min(channel, output.shape[0] - 1)
-    scope = st.session_state.get("layer_scope") or "layer"
-    with _PREPARING_LOCK:
-        _PREPARING[:] = [job for job in _PREPARING if not job.done()]
-        _PREPARING.append(_PREPARER.submit(_draw_layer, capture, following[0], scope, channel, output))
-
-
-def _draw_layer(capture: LayerCapture, name: str, scope: str, channel: int, output: Tensor) -> None:
-    """The pictures :func:`_maps_view` shows of ``name``, drawn into their caches (in :data:`_PREPARER`'s thread)."""
-    time.sleep(_PREPARE_AFTER_S)  # let this run's last messages leave first: drawing holds the GIL at times
-    try:
-        pictures = cached_maps_pictures(
-            capture.source, name, scope, channel, _grid_cell(output.shape[0]), output, capture
-        )
-        low, high = pictures.grid.ranges[channel]
-        cached_colourbar_png(low, high, pictures.grid.cmap, f"{render.SCALES[scope].label} range")
-    except Exception:  # a head start, not a result: the page draws the layer itself when it is shown
-        _LOG.warning("Drawing layer %s in advance failed", name, exc_info=True)
-
-
-def wait_for_prepared_layers(timeout: float = 30) -> None:
-    """Wait until every layer :func:`prepare_next_layer` asked for is drawn (tests and benches count the draws)."""
-    with _PREPARING_LOCK:
-        pending = list(_PREPARING)
-        _PREPARING.clear()
-    concurrent.futures.wait(pending, timeout=timeout)
-
-
-_PREPARER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare-next-layer")
-_PREPARING: list[concurrent.futures.Future] = []
-_PREPARING_LOCK = threading.Lock()
-_PREPARE_AFTER_S = 0.03
 
 
 def receptive_field_view(

@@ -52,7 +52,8 @@ from cnn_explorer.playground import (
     weight_sharing,
 )
 from cnn_explorer.ui.core import cached_input, cached_layer_table, figure_png, require_selection, selection, sized_png
-from cnn_explorer.ui.layers import bounded_number, cached_capture, grid_table, shape_text
+from cnn_explorer.ui.layer_cache import cached_capture
+from cnn_explorer.ui.layers import bounded_number, grid_table, shape_text
 from cnn_explorer.ui.long_task import computed, request_button
 from cnn_explorer.ui.own_model import unavailable
 

@@ -26,8 +26,8 @@ def isolated_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     st.cache_resource.clear()
     st.cache_data.clear()
     yield
-    if "cnn_explorer.ui.layers" in sys.modules:  # the Layers page draws the next layer in a thread: let it end here
-        sys.modules["cnn_explorer.ui.layers"].wait_for_prepared_layers()
+    if "cnn_explorer.ui.layer_cache" in sys.modules:  # the Layers page draws the next layer in a thread: let it end
+        sys.modules["cnn_explorer.ui.layer_cache"].wait_for_prepared_layers()
     st.cache_resource.clear()
     st.cache_data.clear()
 

@@ -585,7 +585,7 @@ def test_a_layer_channel_or_scale_seen_before_is_not_drawn_again(app: AppTest, m
         return original(maps, scope, *args, **kwargs)
 
     monkeypatch.setattr(render, "feature_grid", counted)
-    from cnn_explorer.ui.layers import cached_maps_pictures, wait_for_prepared_layers
+    from cnn_explorer.ui.layer_cache import cached_maps_pictures, wait_for_prepared_layers
 
     cached_maps_pictures.clear()
     _open_layers(app)
@@ -637,7 +637,7 @@ def test_a_vector_layer_seen_before_is_not_drawn_again(app: AppTest, monkeypatch
 
 
 def test_the_next_layer_is_drawn_before_next_is_clicked(app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
-    from cnn_explorer.ui.layers import cached_maps_pictures, wait_for_prepared_layers
+    from cnn_explorer.ui.layer_cache import cached_maps_pictures, wait_for_prepared_layers
 
     drawn = []  # the sums of the maps drawn into a grid: which layer each grid was drawn for
     feature_grid = render.feature_grid

@@ -13,7 +13,7 @@ from playwright.sync_api import Page, expect
 from cnn_explorer import render
 from cnn_explorer.images import SAMPLES, load_image, sample_bytes
 from cnn_explorer.layers import capture_activations, list_layers
-from cnn_explorer.ui.layers import _grid_cell
+from cnn_explorer.ui.layer_cache import grid_cell
 from cnn_explorer.zoo import load_model
 
 pytestmark = pytest.mark.e2e
@@ -58,7 +58,7 @@ def test_the_downloads_give_the_grid_and_the_map_drawn_when_clicked(page: Page, 
     (sample,) = [key for key, entry in SAMPLES.items() if entry.title == title]
     first = list_layers(model)[0].name
     maps = capture_activations(model, model.preprocess(load_image(sample_bytes(sample))), [first])[first][0]
-    grid = render.feature_grid(maps, "layer", highlight=0, cell=_grid_cell(maps.shape[0]), max_width=900)
+    grid = render.feature_grid(maps, "layer", highlight=0, cell=grid_cell(maps.shape[0]), max_width=900)
 
     pictures = {}
     for label in ("Download the grid (PNG)", "Download channel 0 (PNG)"):
