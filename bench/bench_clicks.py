@@ -4,9 +4,10 @@ Usage: ``python bench/bench_clicks.py [--repeats N] [--model NAME]`` (``bench_ap
 
 ``streamlit run app.py`` and ``streamlit run`` of a trivial one-button script are served side by side and driven in
 headless Chromium (Playwright, /usr/bin/chromium). Each interaction is timed in the page itself, from the last
-pointer-down or key-down that started the rerun (the moment a person acts) until Streamlit reports the script idle
-again and every image has loaded. The trivial page's rerun is the floor: the ratio says how much of a click is ours.
-Beside it, the server-side time of each interaction's rerun under AppTest (no network, no browser), and the cold start.
+pointer-down or key-down that started the rerun (the moment a person acts) until the server has answered, the script
+is idle, every image has loaded and the main area has stopped changing (see ``_ARM``). The trivial page's rerun is
+the floor: the ratio says how much of a click is ours. Beside it, the server-side time of each interaction's rerun
+under AppTest (no network, no browser), and the cold start.
 """
 
 from __future__ import annotations

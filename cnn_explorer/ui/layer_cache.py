@@ -148,15 +148,22 @@ def prepare_next_layer(layers: Sequence[LayerInfo], name: str, capture: LayerCap
         _PREPARING.append(_PREPARER.submit(_draw_layer, capture, following[0], scope, channel, output))
 
 
+def maps_pictures(
+    capture: LayerCapture, name: str, scope: str, channel: int, output: Tensor
+) -> tuple[MapsPictures, bytes]:
+    """The pictures the Layers page shows of the maps ``output`` ``[C, H, W]`` of layer ``name``: the grid, its chart
+    and the chosen map, and the chosen map's colour bar (PNG), each from its cache. The page and the thread that
+    draws the next layer ahead both ask here, so that what is drawn ahead is what the page then asks for."""
+    pictures = cached_maps_pictures(capture.source, name, scope, channel, grid_cell(output.shape[0]), output, capture)
+    low, high = pictures.grid.ranges[channel]
+    return pictures, cached_colourbar_png(low, high, pictures.grid.cmap, f"{render.SCALES[scope].label} range")
+
+
 def _draw_layer(capture: LayerCapture, name: str, scope: str, channel: int, output: Tensor) -> None:
-    """The pictures :func:`_maps_view` shows of ``name``, drawn into their caches (in :data:`_PREPARER`'s thread)."""
+    """:func:`maps_pictures` of ``name``, drawn into their caches (in :data:`_PREPARER`'s thread)."""
     time.sleep(_PREPARE_AFTER_S)  # let this run's last messages leave first: drawing holds the GIL at times
     try:
-        pictures = cached_maps_pictures(
-            capture.source, name, scope, channel, grid_cell(output.shape[0]), output, capture
-        )
-        low, high = pictures.grid.ranges[channel]
-        cached_colourbar_png(low, high, pictures.grid.cmap, f"{render.SCALES[scope].label} range")
+        maps_pictures(capture, name, scope, channel, output)
     except Exception:  # a head start, not a result: the page draws the layer itself when it is shown
         _LOG.warning("Drawing layer %s in advance failed", name, exc_info=True)
 

@@ -32,11 +32,9 @@ from cnn_explorer.ui.layer_cache import (
     MAP_WIDTH,
     LayerCapture,
     boxed_picture,
-    cached_colourbar_png,
     cached_histogram_png,
-    cached_maps_pictures,
     cached_vector_png,
-    grid_cell,
+    maps_pictures,
 )
 
 HIGHLIGHT_HEX = "#" + bytes(render.HIGHLIGHT_COLOUR).hex()
@@ -523,7 +521,7 @@ def _maps_view(model: LoadedModel, name: str, output: Tensor, capture: LayerCapt
         st.caption(render.SCALES[scope].description)
         follow_default("layer_channel", 0, model.name)  # a channel the person chose stays for this model
         channel = bounded_number(f"Channel (0…{output.shape[0] - 1})", output.shape[0] - 1, "layer_channel")
-    pictures = cached_maps_pictures(capture.source, name, scope, channel, grid_cell(output.shape[0]), output, capture)
+    pictures, colourbar = maps_pictures(capture, name, scope, channel, output)
     grid = pictures.grid
     low, high = grid.ranges[channel]
     with maps:
@@ -536,8 +534,7 @@ def _maps_view(model: LoadedModel, name: str, output: Tensor, capture: LayerCapt
         selected = pictures.map_png
         shown, shown_format = pictures.map_shown
         st.image(shown, width=MAP_WIDTH, output_format=shown_format)
-        label = f"{render.SCALES[scope].label} range"
-        st.image(cached_colourbar_png(low, high, grid.cmap, label), width=COLOURBAR_WIDTH, output_format="PNG")
+        st.image(colourbar, width=COLOURBAR_WIDTH, output_format="PNG")
         values = output[channel]
         st.caption(f"Channel {channel}: {float(values.min()):.4g} … {float(values.max()):.4g}")
     table = render.value_table(output[channel])
